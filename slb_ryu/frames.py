@@ -1,0 +1,51 @@
+"""Parse the frames the switch sends to the controller, tolerating anything malformed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ryu.lib.packet import arp, ethernet, packet, vlan
+
+
+@dataclass(frozen=True)
+class Frame:
+    src: str
+    dst: str
+    vlan: int  # outer 802.1Q VID, 0 when untagged
+    ethertype: int  # inner EtherType after the tags
+    arp_op: int | None = None
+    arp_spa: str | None = None
+    arp_tpa: str | None = None
+
+    @property
+    def is_gratuitous_arp(self) -> bool:
+        return self.arp_op is not None and self.arp_spa == self.arp_tpa
+
+
+def parse(data: bytes) -> Frame | None:
+    """A `Frame`, or None for anything too short or not parseable as Ethernet."""
+    if len(data) < 14:
+        return None
+    try:
+        pkt = packet.Packet(data)
+    except Exception:  # ryu.lib.packet raises assorted errors on truncated headers
+        return None
+    eth = pkt.get_protocol(ethernet.ethernet)
+    if eth is None:
+        return None
+    tags = pkt.get_protocols(vlan.vlan)
+    vid = tags[0].vid if tags else 0
+    ethertype = tags[-1].ethertype if tags else eth.ethertype
+    frame = Frame(src=eth.src.lower(), dst=eth.dst.lower(), vlan=vid, ethertype=ethertype)
+    req = pkt.get_protocol(arp.arp)
+    if req is not None and isinstance(req.src_ip, str):
+        frame = Frame(
+            frame.src,
+            frame.dst,
+            frame.vlan,
+            frame.ethertype,
+            arp_op=req.opcode,
+            arp_spa=req.src_ip,
+            arp_tpa=req.dst_ip,
+        )
+    return frame

@@ -1,0 +1,153 @@
+"""Translation between the pipeline's plain-data specs and Ryu OpenFlow 1.3 messages.
+
+Messages are built with `datapath=None`-free Ryu parser classes bound to the caller's
+datapath; parsing flow statistics back into `FlowSpec`s lets the app diff what the
+switch has against what it wants (restart recovery, reconnect sync).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ryu.ofproto import ofproto_v1_3 as ofp
+from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from slb_ryu.pipeline import COOKIE_MAGIC, COOKIE_MAGIC_MASK, Action, FlowSpec, GroupSpec
+
+FLOW_COMMANDS = {
+    "add": ofp.OFPFC_ADD,
+    "modify": ofp.OFPFC_MODIFY_STRICT,
+    "delete": ofp.OFPFC_DELETE_STRICT,
+}
+GROUP_COMMANDS = {"add": ofp.OFPGC_ADD, "modify": ofp.OFPGC_MODIFY, "delete": ofp.OFPGC_DELETE}
+GROUP_TYPES = {"ff": ofp.OFPGT_FF, "all": ofp.OFPGT_ALL}
+
+
+def _action(action: Action) -> parser.OFPAction:
+    kind, arg = action
+    if kind == "output":
+        return parser.OFPActionOutput(arg)
+    if kind == "controller":
+        return parser.OFPActionOutput(ofp.OFPP_CONTROLLER, arg)
+    if kind == "group":
+        return parser.OFPActionGroup(arg)
+    raise ValueError(f"unknown action {kind}")
+
+
+def flow_mod(datapath: Any, spec: FlowSpec, command: str = "add") -> parser.OFPFlowMod:
+    """A flow-mod for `spec`; delete matches strictly on table, priority and match."""
+    instructions = []
+    if command != "delete":
+        if spec.actions:
+            instructions.append(
+                parser.OFPInstructionActions(
+                    ofp.OFPIT_APPLY_ACTIONS, [_action(a) for a in spec.actions]
+                )
+            )
+        if spec.write_metadata is not None:
+            instructions.append(
+                parser.OFPInstructionWriteMetadata(spec.write_metadata, 0xFFFFFFFFFFFFFFFF)
+            )
+        if spec.goto is not None:
+            instructions.append(parser.OFPInstructionGotoTable(spec.goto))
+    return parser.OFPFlowMod(
+        datapath,
+        cookie=spec.cookie,
+        cookie_mask=COOKIE_MAGIC_MASK if command == "delete" else 0,
+        table_id=spec.table,
+        command=FLOW_COMMANDS[command],
+        priority=spec.priority,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        match=parser.OFPMatch(**dict(spec.match)),
+        instructions=instructions,
+    )
+
+
+def group_mod(datapath: Any, spec: GroupSpec, command: str = "add") -> parser.OFPGroupMod:
+    buckets = []
+    for watch_port, actions in spec.buckets:
+        buckets.append(
+            parser.OFPBucket(
+                watch_port=ofp.OFPP_ANY if watch_port is None else watch_port,
+                actions=[_action(a) for a in actions],
+            )
+        )
+    return parser.OFPGroupMod(
+        datapath, GROUP_COMMANDS[command], GROUP_TYPES[spec.type], spec.group_id, buckets
+    )
+
+
+def our_flows_request(datapath: Any) -> parser.OFPFlowStatsRequest:
+    """Flow statistics of every flow carrying our cookie, in all tables."""
+    return parser.OFPFlowStatsRequest(
+        datapath,
+        table_id=ofp.OFPTT_ALL,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        cookie=COOKIE_MAGIC,
+        cookie_mask=COOKIE_MAGIC_MASK,
+    )
+
+
+def packet_out(datapath: Any, in_port: int, out_port: int, data: bytes) -> parser.OFPPacketOut:
+    """Send `data` as if it entered `in_port`; OFPP_TABLE re-runs the pipeline."""
+    return parser.OFPPacketOut(
+        datapath,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        in_port=in_port,
+        actions=[parser.OFPActionOutput(out_port)],
+        data=data,
+    )
+
+
+def _normalise(field: str, value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_normalise(field, v) for v in value)
+    if isinstance(value, str):
+        return value.lower()
+    return value
+
+
+def _action_spec(action: Any) -> Action | None:
+    if isinstance(action, parser.OFPActionOutput):
+        if action.port == ofp.OFPP_CONTROLLER:
+            return ("controller", action.max_len)
+        return ("output", action.port)
+    if isinstance(action, parser.OFPActionGroup):
+        return ("group", action.group_id)
+    return None
+
+
+def spec_from_stats(stat: Any) -> FlowSpec:
+    """A `FlowSpec` from one OFPFlowStats entry (unknown actions are kept out)."""
+    actions: list[Action] = []
+    write_metadata = None
+    goto = None
+    for inst in stat.instructions:
+        if isinstance(inst, parser.OFPInstructionActions):
+            actions += [a for a in map(_action_spec, inst.actions) if a is not None]
+        elif isinstance(inst, parser.OFPInstructionWriteMetadata):
+            write_metadata = inst.metadata
+        elif isinstance(inst, parser.OFPInstructionGotoTable):
+            goto = inst.table_id
+    match = tuple(sorted((k, _normalise(k, v)) for k, v in stat.match.items()))
+    return FlowSpec(
+        table=stat.table_id,
+        priority=stat.priority,
+        match=match,
+        cookie=stat.cookie,
+        actions=tuple(actions),
+        write_metadata=write_metadata,
+        goto=goto,
+    )
+
+
+def spec_from_group_desc(stat: Any) -> GroupSpec:
+    types = {v: k for k, v in GROUP_TYPES.items()}
+    buckets = []
+    for bucket in stat.buckets:
+        watch = None if bucket.watch_port == ofp.OFPP_ANY else bucket.watch_port
+        acts = tuple(a for a in map(_action_spec, bucket.actions) if a is not None)
+        buckets.append((watch, acts))
+    return GroupSpec(stat.group_id, types.get(stat.type, str(stat.type)), tuple(buckets))

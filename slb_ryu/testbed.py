@@ -1,0 +1,591 @@
+"""Test bed for the demo and the integration tests: OVS, a ryu-manager process, Mininet.
+
+Everything here is bounded in time. Nothing here runs ``mn -c`` or kills
+processes by name: networks are torn down with ``net.stop()`` and then by name
+(``cleanup_chassis(prefix)``), controllers by the pid we started.
+
+Must run as root with the project venv (``.venv``, built with
+``--system-site-packages`` so ``mininet`` imports).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = REPO / ".venv" / "bin"
+RYU_MANAGER = VENV_BIN / "ryu-manager"
+CHASSIS_PY = REPO / "mininet" / "chassis.py"
+OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+OFPP_LOCAL = 65534  # ofport of a bridge's LOCAL interface as OVS reports it
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+class Abort(HarnessError):
+    """Raised by a wait_until() predicate to stop waiting at once."""
+
+
+# ---------------------------------------------------------------------------
+# small utilities
+
+
+def sh(cmd, timeout=15, check=True, input=None):  # noqa: A002 (mirrors subprocess)
+    """Run a command (list, or str through the shell); return stdout (str)."""
+    r = subprocess.run(
+        cmd,
+        shell=isinstance(cmd, str),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        check=False,
+    )
+    if check and r.returncode != 0:
+        raise HarnessError(
+            "command failed (%d): %s\n%s%s" % (r.returncode, cmd, r.stdout, r.stderr)
+        )
+    return r.stdout
+
+
+def wait_until(predicate, timeout=10.0, interval=0.2, desc="condition"):
+    """Poll predicate() until truthy; return its value or raise HarnessError.
+
+    Exceptions from predicate() count as "not yet" (the last one is reported on
+    timeout), except Abort, which propagates at once."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Abort:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported on timeout
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            extra = " (last error: %r)" % (last_exc,) if last_exc else ""
+            raise HarnessError("timed out after %.1fs waiting for %s%s" % (timeout, desc, extra))
+        time.sleep(interval)
+
+
+def tcp_listening(port, host="127.0.0.1"):
+    """True if something LISTENs on TCP port (read from /proc, no connection made)."""
+    want_port = "%04X" % port
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state = fields[1], fields[3]
+                    if state == "0A" and local.rsplit(":", 1)[1] == want_port:
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Open vSwitch
+
+
+def ovs_running():
+    try:
+        sh(["ovs-vsctl", "-t", "2", "show"], timeout=5)
+        return True
+    except (HarnessError, subprocess.TimeoutExpired, OSError):
+        return False
+
+
+def ensure_ovs(timeout=30.0):
+    """Start ovsdb-server + ovs-vswitchd (userspace datapath) if not running."""
+    if ovs_running():
+        return
+    sh([OVS_CTL, "start", "--system-id=random"], timeout=timeout, check=False)
+    wait_until(ovs_running, timeout=timeout, desc="ovs-vsctl show to work")
+
+
+def ovs_get(table, record, column, timeout=5):
+    """``ovs-vsctl get TABLE RECORD COLUMN`` (stripped, JSON-ish quotes removed)."""
+    out = sh(["ovs-vsctl", "-t", str(timeout), "get", table, record, column], timeout=timeout + 2)
+    return out.strip().strip('"')
+
+
+def port_no(bridge, ifname):
+    """OpenFlow port number of interface ifname (on bridge); -1 if none yet."""
+    del bridge  # interface names are unique across bridges
+    value = ovs_get("Interface", ifname, "ofport")
+    return int(value) if value.lstrip("-").isdigit() else -1
+
+
+def list_bridges():
+    return sh(["ovs-vsctl", "-t", "5", "list-br"], timeout=7).split()
+
+
+def controller_connected(bridge):
+    """True if any controller of bridge has is_connected=true."""
+    uuids = ovs_get("Bridge", bridge, "controller").strip("[]").replace(" ", "")
+    for uuid in filter(None, uuids.split(",")):
+        if ovs_get("Controller", uuid, "is_connected") == "true":
+            return True
+    return False
+
+
+_FDB_RE = re.compile(r"^\s*(\S+)\s+(\d+)\s+([0-9a-fA-F:]{17})\s+(\S+)\s*$")
+
+
+def fdb(bridge):
+    """Parse ``ovs-appctl fdb/show BRIDGE`` -> {mac: (port_no, vlan)}.
+
+    The LOCAL port is reported as OFPP_LOCAL (65534)."""
+    out = sh(["ovs-appctl", "--timeout=5", "fdb/show", bridge], timeout=7)
+    table = {}
+    for line in out.splitlines():
+        m = _FDB_RE.match(line)
+        if not m:
+            continue
+        port = OFPP_LOCAL if m.group(1) == "LOCAL" else int(m.group(1))
+        table[m.group(3).lower()] = (port, int(m.group(2)))
+    return table
+
+
+def fdb_flush(bridge):
+    sh(["ovs-appctl", "--timeout=5", "fdb/flush", bridge], timeout=7)
+
+
+_FLOW_KV = re.compile(r"(\w+)=([^,\s]+)")
+
+
+def dump_flows(bridge, table=None, raw=False):
+    """``ovs-ofctl -O OpenFlow13 dump-flows BRIDGE [table=N]``.
+
+    Returns a list of dicts {cookie:int, table:int, priority:int, n_packets:int,
+    n_bytes:int, match:str, actions:str, raw:str} (or the raw lines if raw=True)."""
+    cmd = ["ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "dump-flows", bridge]
+    if table is not None:
+        cmd.append("table=%d" % table)
+    lines = [
+        ln.strip()
+        for ln in sh(cmd, timeout=8).splitlines()
+        if ln.strip() and not ln.startswith("OFPST_FLOW")
+    ]
+    if raw:
+        return lines
+    flows = []
+    for ln in lines:
+        head, _, actions = ln.partition(" actions=")
+        fields = [f.strip() for f in head.split(",")]
+        info, match = {}, []
+        for f in fields:
+            k, eq, v = f.partition("=")
+            if eq and k in (
+                "cookie",
+                "duration",
+                "table",
+                "n_packets",
+                "n_bytes",
+                "idle_age",
+                "hard_age",
+                "idle_timeout",
+                "hard_timeout",
+                "reset_counts",
+            ):
+                info[k] = v
+            elif " " in f and "priority=" in f:
+                # "priority=10 in_port=1" style when no comma separates them
+                for part in f.split():
+                    pk, _, pv = part.partition("=")
+                    if pk == "priority":
+                        info["priority"] = pv
+                    else:
+                        match.append(part)
+            elif k == "priority":
+                info["priority"] = v
+            else:
+                match.append(f)
+        flows.append(
+            {
+                "cookie": int(info.get("cookie", "0"), 16),
+                "table": int(info.get("table", "0")),
+                "priority": int(info.get("priority", "32768")),
+                "n_packets": int(info.get("n_packets", "0")),
+                "n_bytes": int(info.get("n_bytes", "0")),
+                "match": ",".join(match),
+                "actions": actions,
+                "raw": ln,
+            }
+        )
+    return flows
+
+
+def dump_groups(bridge):
+    """Raw lines of ``ovs-ofctl -O OpenFlow13 dump-groups BRIDGE``."""
+    out = sh(["ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "dump-groups", bridge], timeout=8)
+    return [ln.strip() for ln in out.splitlines() if ln.strip().startswith("group_id=")]
+
+
+# ---------------------------------------------------------------------------
+# raw frames (root namespace interfaces, e.g. a hv uplink's veth)
+
+
+def mac_bytes(mac):
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def garp_frame(mac, ip, vlan=None):
+    """Broadcast gratuitous ARP request from mac/ip (optionally 802.1Q tagged)."""
+    ipb = socket.inet_aton(ip)
+    tag = b"" if vlan is None else b"\x81\x00" + struct.pack("!H", vlan & 0x0FFF)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac_bytes(mac) + ipb + b"\x00" * 6 + ipb
+    return b"\xff" * 6 + mac_bytes(mac) + tag + b"\x08\x06" + arp
+
+
+def send_raw(ifname, frame, count=1):
+    """Send an Ethernet frame out of interface ifname (AF_PACKET, root namespace).
+
+    On a veth end that is an OVS port (say hv1-eth1), the frame comes out of the
+    peer (tor1-eth3) into the other bridge, as if hv1 had sent it."""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((ifname, 0))
+        for _ in range(count):
+            s.send(frame)
+
+
+def veth_peer(ifname):
+    """Name of the veth peer of ifname (root namespace), from ``ip -o link``."""
+    out = sh(["ip", "-o", "link", "show", "dev", ifname], timeout=5)
+    m = re.match(r"\d+:\s+[^@:]+@([^:]+):", out)
+    return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------------------
+# HTTP
+
+
+def http_request_json(method, url, body=None, timeout=5.0):
+    """(status, parsed JSON or text) for any method; 4xx/5xx are returned, not raised."""
+    data = None
+    headers = {}
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, text = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode(errors="replace")
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, text
+
+
+def http_get_json(url, timeout=5.0):
+    """GET url and return parsed JSON; raise HarnessError on a non-2xx status."""
+    status, payload = http_request_json("GET", url, timeout=timeout)
+    if not 200 <= status < 300:
+        raise HarnessError("GET %s -> %d: %s" % (url, status, payload))
+    return payload
+
+
+# ---------------------------------------------------------------------------
+# ryu-manager
+
+
+def _die_with_parent():
+    """In the child: SIGKILL me if the test process dies (no orphaned controller
+    holding the ports after a killed pytest run)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+
+
+class Controller:
+    """A ``ryu-manager`` subprocess.
+
+    Controller(apps=("slb_ryu.app",), config="...ini text...", of_port=6653,
+    ws_port=8080).start() runs::
+
+        .venv/bin/ryu-manager [--config-file TMP] --ofp-tcp-listen-port OF \\
+            --wsapi-host 127.0.0.1 --wsapi-port WS [extra_args...] APPS...
+
+    ``config`` is the text of the config file (or None for no file);
+    ``wait_ws=False`` when the apps have no WSGI context (nothing listens on WS).
+    Output goes to ``log_path`` (a temp file by default, kept after stop).
+    """
+
+    def __init__(
+        self,
+        apps=("slb_ryu.app",),
+        config=None,
+        of_port=6653,
+        ws_port=8080,
+        ws_host="127.0.0.1",
+        extra_args=(),
+        log_path=None,
+        wait_ws=True,
+        env=None,
+    ):
+        self.apps = [apps] if isinstance(apps, str) else list(apps)
+        self.config = config
+        self.of_port = of_port
+        self.ws_port = ws_port
+        self.ws_host = ws_host
+        self.extra_args = list(extra_args)
+        self.wait_ws = wait_ws
+        self.env = env
+        self._tmpdir = tempfile.mkdtemp(prefix="slb-ryu-ctl-")
+        self.log_path = Path(log_path) if log_path else Path(self._tmpdir) / "ryu-manager.log"
+        self.config_path = None
+        self.proc = None
+        self._log = None
+
+    @property
+    def base_url(self):
+        return "http://%s:%d" % (self.ws_host, self.ws_port)
+
+    def url(self, path):
+        return self.base_url + "/" + path.lstrip("/")
+
+    def argv(self):
+        args = [str(RYU_MANAGER)]
+        if self.config is not None:
+            self.config_path = Path(self._tmpdir) / "slb-ryu.conf"
+            self.config_path.write_text(self.config)
+            args += ["--config-file", str(self.config_path)]
+        args += [
+            "--ofp-tcp-listen-port",
+            str(self.of_port),
+            "--wsapi-host",
+            self.ws_host,
+            "--wsapi-port",
+            str(self.ws_port),
+        ]
+        return args + self.extra_args + self.apps
+
+    def start(self, timeout=30.0):
+        if self.running:
+            raise HarnessError("controller already running (pid %d)" % self.proc.pid)
+        for port in (self.of_port, self.ws_port):
+            if tcp_listening(port):
+                raise HarnessError("TCP port %d is already in use" % port)
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO),
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        ports = [self.of_port] + ([self.ws_port] if self.wait_ws else [])
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise Abort("ryu-manager exited with %s" % self.proc.returncode)
+            return all(tcp_listening(p) for p in ports)
+
+        try:
+            wait_until(ready, timeout=timeout, desc="ryu-manager to listen on %s" % ports)
+        except HarnessError as exc:
+            self.kill9()
+            raise HarnessError("%s\n--- log ---\n%s" % (exc, self.log_tail())) from None
+        return self
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, then SIGKILL after timeout; returns the exit code (or None)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._close_log()
+        return self.proc.returncode
+
+    def kill9(self):
+        """SIGKILL (a crash): no cleanup in the controller."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._close_log()
+
+    def _close_log(self):
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=40):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def get_json(self, path, timeout=5.0):
+        return http_get_json(self.url(path), timeout=timeout)
+
+    def request(self, method, path, body=None, timeout=5.0):
+        return http_request_json(method, self.url(path), body=body, timeout=timeout)
+
+    def __enter__(self):
+        return self.start() if not self.running else self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ---------------------------------------------------------------------------
+# Mininet chassis
+
+
+def load_chassis():
+    """Import mininet/chassis.py by path (the directory is not a package)."""
+    name = "slb_chassis_topo"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, CHASSIS_PY)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def ping(src, dst, count=1, wait=1):
+    """True if host src pings host dst (Mininet node objects)."""
+    out = src.cmd("ping -n -q -c %d -W %d %s" % (count, wait, dst.IP()))
+    m = re.search(r"(\d+) received", out)
+    return bool(m and int(m.group(1)) > 0)
+
+
+_RSTP_PORT_RE = re.compile(r"^\s+(\S+)\s+(Root|Designated|Alternate|Backup|Disabled)\s+(\S+)\s")
+
+
+def rstp_ports(bridge):
+    """{ifname: (role, state)} from ``ovs-appctl rstp/show BRIDGE``."""
+    out = sh(["ovs-appctl", "--timeout=5", "rstp/show", bridge], timeout=7)
+    ports = {}
+    for line in out.splitlines():
+        m = _RSTP_PORT_RE.match(line)
+        if m:
+            ports[m.group(1)] = (m.group(2), m.group(3))
+    return ports
+
+
+def rstp_stable(bridges):
+    """True when every RSTP port of bridges is Root/Designated+Forwarding or
+    Alternate/Backup+Discarding (no port still Learning or Discarding on its way)."""
+    for br in bridges:
+        ports = rstp_ports(br)
+        if not ports:
+            return False
+        for role, state in ports.values():
+            if role in ("Root", "Designated") and state != "Forwarding":
+                return False
+            if role in ("Alternate", "Backup") and state != "Discarding":
+                return False
+    return True
+
+
+def loss_window_ms(ping_output: str, interval_ms: float) -> tuple[int, int, float]:
+    """(sent, received, longest run of missing sequence numbers x interval)."""
+    seqs = sorted({int(s) for s in re.findall(r"icmp_seq=(\d+)", ping_output)})
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", ping_output)
+    sent, received = (int(m.group(1)), int(m.group(2))) if m else (0, len(seqs))
+    longest = 0
+    previous = 0
+    for seq in seqs + [sent + 1]:
+        longest = max(longest, seq - previous - 1)
+        previous = seq
+    return sent, received, longest * interval_ms
+
+
+def wait_fabric_converged(net, prefix="", timeout=60.0):
+    """Poll until the fabric's RSTP port states are stable and r1 pings r2.
+
+    Returns the seconds it took."""
+    t0 = time.monotonic()
+    fabric = [prefix + n for n in ("tor1", "tor2", "agg1", "agg2")]
+    wait_until(lambda: rstp_stable(fabric), timeout=timeout, interval=0.25, desc="RSTP stable")
+    r1, r2 = net.get(prefix + "r1"), net.get(prefix + "r2")
+    left = max(1.0, timeout - (time.monotonic() - t0))
+    wait_until(lambda: ping(r1, r2), timeout=left, interval=0.5, desc="r1 to ping r2 (RSTP)")
+    return time.monotonic() - t0
+
+
+def start_network(controller_port=6653, converge_timeout=60.0, wait_converged=True, **topo_params):
+    """Build and start the chassis (``load_chassis().ChassisTopo(**topo_params)``).
+
+    The hv bridges point at tcp:127.0.0.1:controller_port. Leftovers of a crashed
+    run with the same prefix are removed first (by name). With wait_converged,
+    returns only once r1 pings r2 (needs remotes >= 2). Stop with stop_network().
+    """
+    ensure_ovs()
+    chassis = load_chassis()
+    prefix = topo_params.get("prefix", "")
+    chassis.cleanup_chassis(prefix)
+    net = chassis.build_chassis_net(controller_port=controller_port, **topo_params)
+    net.slb_prefix = prefix
+    try:
+        net.start()
+        chassis.chassis_post_start(net)
+        if wait_converged:
+            net.slb_converge_seconds = wait_fabric_converged(net, prefix, converge_timeout)
+    except BaseException:
+        stop_network(net)
+        raise
+    return net
+
+
+def stop_network(net):
+    """net.stop(), then remove by name whatever of this topology is left.
+
+    Returns the leftovers found after net.stop() (empty lists when clean)."""
+    chassis = load_chassis()
+    prefix = getattr(net, "slb_prefix", "")
+    try:
+        net.stop()
+    except Exception as exc:  # noqa: BLE001 - fall back to by-name cleanup
+        print("net.stop() failed: %r; cleaning up by name" % (exc,), file=sys.stderr)
+    leftovers = chassis.chassis_leftovers(prefix)
+    if any(leftovers.values()):
+        chassis.cleanup_chassis(prefix)
+    return leftovers

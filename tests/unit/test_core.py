@@ -1,0 +1,134 @@
+"""BridgeCore: connect/sync, packet-in learning, failover output, manual moves."""
+
+import pytest
+
+from slb_ryu import pipeline as pl
+from slb_ryu.core import BridgeCore
+from slb_ryu.placement import OFPP_LOCAL, Port
+
+MAC1 = "00:00:00:00:00:01"
+MAC2 = "00:00:00:00:00:02"
+
+
+def ports():
+    return [Port(OFPP_LOCAL, "hv1"), Port(1, "up1"), Port(2, "up2"), Port(3, "vm1"), Port(4, "vm2")]
+
+
+def connected(**kw):
+    core = BridgeCore(1, ["up*"], **kw)
+    out = core.connect(ports(), [], [], {}, now=0.0)
+    return core, out
+
+
+def flow_mods(out, command=None):
+    return [s for o, c, s in out.mods if o == "flow" and (command is None or c == command)]
+
+
+def test_connect_on_empty_switch_adds_groups_before_flows():
+    core, out = connected()
+    kinds = [o for o, _, _ in out.mods]
+    assert kinds.index("flow") > max(i for i, k in enumerate(kinds) if k == "group")
+    assert {s.group_id for o, _, s in out.mods if o == "group"} == {1, 2, pl.FLOOD_GROUP}
+    assert len(flow_mods(out, "add")) == len(pl.base_flows(core.placement))
+    assert core.synced
+
+
+def test_packet_in_learns_installs_and_reinjects():
+    core, _ = connected()
+    out = core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, now=1.0)
+    assert out.reinject
+    adds = flow_mods(out, "add")
+    assert len(adds) == 4 and all(pl.cookie_kind(f.cookie) is not None for f in adds)
+    again = core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, now=1.1)
+    assert again.reinject and again.mods == []
+    assert core.events.counters["learn"] == 1
+
+
+def test_packet_in_before_sync_and_unexpected_kinds_are_counted_drops():
+    core = BridgeCore(1, ["up*"])
+    assert core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0).mods == []
+    core.connect(ports(), [], [], {}, 0.0)
+    out = core.packet_in(None, 3, MAC1, 0, None, 1.0)
+    assert out.mods == [] and not out.reinject
+    assert core.events.counters["packet_in_before_sync"] == 1
+    assert core.events.counters["packet_in_unexpected"] == 1
+
+
+def test_arp_snoop_records_ip_used_in_learning_packets():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, "10.0.0.1", 1.0)
+    core.packet_in(pl.KIND_ARP_SNOOP, 3, MAC1, 0, "10.0.0.9", 2.0)
+    uplink = core.entry(MAC1, 0).uplink
+    out = core.port_status("modify", Port(uplink, f"up{uplink}", live=False), 3.0)
+    assert len(out.learning) == 1
+    lp = out.learning[0]
+    assert lp.out_port != uplink and lp.ips == ("10.0.0.1", "10.0.0.9")
+    src = [f for f in flow_mods(out) if f.table == pl.TABLE_LOCAL_SRC and f.priority == 100]
+    assert src[0].write_metadata == lp.out_port
+
+
+def test_failover_changes_active_admission_flow():
+    core, _ = connected()
+    out = core.port_status("modify", Port(1, "up1", live=False), 1.0)
+    active = [f for f in flow_mods(out) if f.table == pl.TABLE_UPLINK_IN and f.priority == 100]
+    assert dict(active[0].match)["in_port"] == 2
+    assert core.events.counters["uplink-down"] == 1
+
+
+def test_manual_move_and_pin_and_errors():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    uplink = core.entry(MAC1, 0).uplink
+    other = "up2" if uplink == 1 else "up1"
+    out = core.move(MAC1.upper(), 0, other, 2.0, pin=True)
+    assert out.learning and core.entry(MAC1, 0).pinned
+    src = [f for f in flow_mods(out) if f.table == pl.TABLE_LOCAL_SRC and f.priority == 100][0]
+    assert pl.cookie_flags(src.cookie) & pl.FLAG_PINNED
+    unpin = core.move(MAC1, 0, other, 3.0, pin=False)
+    assert flow_mods(unpin) and not unpin.learning
+    with pytest.raises(ValueError):
+        core.move(MAC1, 0, "vm1", 4.0, None)
+    with pytest.raises(KeyError):
+        core.move(MAC2, 0, "up1", 4.0, None)
+
+
+def test_reconnect_with_same_flows_sends_nothing_and_restart_recovers():
+    core, out = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    core.packet_in(pl.KIND_SRC_MISS, 4, MAC2, 0, None, 1.0)
+    switch_flows = list(core.installed.values())
+    switch_groups = list(core.groups.values())
+    # same controller reconnects: nothing to do
+    assert core.connect(ports(), switch_groups, switch_flows, {}, 5.0).mods == []
+    # a new controller process: recovers placement, sends nothing, no learning packets
+    fresh = BridgeCore(1, ["up*"])
+    out = fresh.connect(ports(), switch_groups, switch_flows, {}, 5.0)
+    assert out.mods == [] and out.learning == []
+    assert {k: e.uplink for k, e in fresh.placement.macs.items()} == {
+        k: e.uplink for k, e in core.placement.macs.items()
+    }
+
+
+def test_sync_removes_stale_flows_and_fixes_changed_ones():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    flows = list(core.installed.values())
+    stale = pl.FlowSpec(
+        pl.TABLE_FORWARD,
+        100,
+        pl.match(eth_dst=MAC2, vlan_vid=0),
+        pl.cookie(pl.KIND_DST),
+        actions=(("output", 9),),
+    )
+    fresh = BridgeCore(1, ["up*"])
+    out = fresh.connect(ports(), list(core.groups.values()), flows + [stale], {}, 2.0)
+    assert [(c, s) for o, c, s in out.mods] == [("delete", stale)]
+
+
+def test_deleted_vm_port_removes_its_flows():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    out = core.port_status("delete", Port(3, "vm1"), 2.0)
+    deletes = flow_mods(out, "delete")
+    assert len(deletes) == 4
+    assert core.entry(MAC1, 0) is None
