@@ -14,12 +14,15 @@ from ryu.app.wsgi import WSGIApplication
 from ryu.base import app_manager
 from ryu.controller import ofp_event
 from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from slb_ryu import frames, learning_packets, ofmsgs, options, pipeline, rest
-from slb_ryu.core import BridgeCore, EventLog, Output
+from slb_ryu.core import BridgeCore, Output
+from slb_ryu.events import EventLog
 from slb_ryu.placement import Port
+from slb_ryu.rebalance import RebalanceParams
 
 CONF = cfg.CONF
 options.register(CONF)
@@ -59,7 +62,16 @@ class SlbApp(app_manager.RyuApp):
         self.datapaths: dict[int, Any] = {}
         self.handshakes: dict[int, _Handshake] = {}
         self.started = time.time()
-        kwargs["wsgi"].register(rest.SlbRestController, {rest.APP_KEY: self})
+        self.params = RebalanceParams(
+            min_gain=self.settings.rebalance_min_gain,
+            min_load=self.settings.rebalance_min_load,
+            min_dwell=self.settings.min_dwell,
+            max_moves=self.settings.max_moves,
+        )
+        self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
+        self.stats_poll_seconds = 0.0
+        rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
+        self.threads.append(hub.spawn(self._timers))
 
     # ---- connection and handshake ------------------------------------------------------
 
@@ -108,6 +120,9 @@ class SlbApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
         dp = ev.msg.datapath
+        if ev.msg.xid in self.polls:
+            self._poll_reply(ev.msg)
+            return
         hs = self.handshakes.get(dp.id)
         if hs is None:
             return
@@ -124,7 +139,15 @@ class SlbApp(app_manager.RyuApp):
             local = next((p for p in hs.ports if p.port_no == ofp.OFPP_LOCAL), None)
             name = local.name if local else ""
             patterns = self.settings.uplinks_for(dp.id, name)
-            core = BridgeCore(dp.id, patterns, self.event_log, self.settings.learning_packets)
+            core = BridgeCore(
+                dp.id,
+                patterns,
+                self.event_log,
+                self.settings.learning_packets,
+                params=self.params,
+                half_life=self.settings.load_half_life,
+                speeds=self.settings.uplink_speeds,
+            )
             self.bridges[dp.id] = core
             self.logger.info("bridge %s (dpid %016x): uplinks %s", name, dp.id, patterns)
         out = core.connect(hs.ports, hs.groups, hs.flows, hs.ages, now)
@@ -137,6 +160,88 @@ class SlbApp(app_manager.RyuApp):
             len(core.placement.macs),
             len(out.mods),
         )
+
+    # ---- statistics and rebalancing ---------------------------------------------------
+
+    def _timers(self) -> None:
+        """One loop for both intervals, so a slow poll never overlaps the next."""
+        interval = self.settings.stats_interval
+        rebalance = self.settings.rebalance_interval
+        next_poll = next_rebalance = time.monotonic()
+        if rebalance:
+            next_rebalance += rebalance
+        while True:
+            hub.sleep(0.25)
+            now = time.monotonic()
+            if interval and now >= next_poll:
+                next_poll = now + interval
+                for dpid, dp in list(self.datapaths.items()):
+                    core = self.bridges.get(dpid)
+                    if core is not None and core.synced:
+                        self._poll(dp)
+            if rebalance and now >= next_rebalance:
+                next_rebalance = now + rebalance
+                self.request_rebalance(None)
+
+    def _poll(self, dp: Any) -> None:
+        """Ask for the per-MAC source and destination flow counters and the port counters."""
+        stale = {id(p): p for p in self.polls.values() if p["dpid"] == dp.id}
+        if stale:  # the previous poll of this switch never completed: give up on it
+            self.polls = {x: p for x, p in self.polls.items() if id(p) not in stale}
+            self.event_log.count("stats_poll_lost")
+        flows = {"dpid": dp.id, "kind": "flow", "samples": [], "pending": set()}
+        ports = {"dpid": dp.id, "kind": "port", "samples": [], "pending": set()}
+        flows["sent"] = ports["sent"] = time.monotonic()
+        requests = [
+            (ofmsgs.kind_flows_request(dp, pipeline.KIND_SRC), flows),
+            (ofmsgs.kind_flows_request(dp, pipeline.KIND_DST), flows),
+            (parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY), ports),
+        ]
+        for req, poll in requests:
+            dp.set_xid(req)
+            poll["pending"].add(req.xid)
+            self.polls[req.xid] = poll
+        for req, _ in requests:
+            dp.send_msg(req)
+
+    def _poll_reply(self, msg: Any) -> None:
+        poll = self.polls[msg.xid]
+        if poll["kind"] == "port":
+            poll["samples"] += [(p.port_no, (p.tx_bytes, p.rx_bytes)) for p in msg.body]
+        else:
+            for stat in msg.body:
+                age = stat.duration_sec + stat.duration_nsec / 1e9
+                poll["samples"].append((ofmsgs.spec_from_stats(stat), stat.byte_count, age))
+        if self._more(msg):
+            return
+        del self.polls[msg.xid]
+        poll["pending"].discard(msg.xid)
+        core = self.bridges.get(poll["dpid"])
+        if poll["pending"] or core is None:
+            return
+        if poll["kind"] == "port":
+            core.port_stats(dict(poll["samples"]))
+        else:
+            core.flow_stats(poll["samples"], time.time())
+            self.stats_poll_seconds = time.monotonic() - poll["sent"]
+        self.event_log.count("stats_replies")
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    def _port_stats(self, ev: Any) -> None:
+        if ev.msg.xid in self.polls:
+            self._poll_reply(ev.msg)
+
+    def request_rebalance(self, dpid: int | None) -> list[dict]:
+        """Run a rebalance now on one bridge (or all); returns the moves as event dicts."""
+        moved = []
+        for core_dpid, core in list(self.bridges.items()):
+            dp = self.datapaths.get(core_dpid)
+            if (dpid is not None and core_dpid != dpid) or dp is None or not core.synced:
+                continue
+            seq = self.event_log.seq
+            self.send(dp, core.rebalance(time.time()))
+            moved += [e for e in self.event_log.events if e["seq"] > seq and e["type"] == "move"]
+        return moved
 
     # ---- events ----------------------------------------------------------------------
 

@@ -8,17 +8,19 @@ difference, so a reconnect or a restart converges instead of reshuffling.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from slb_ryu import pipeline
+from slb_ryu.events import EventLog
+from slb_ryu.load import LoadTracker
 from slb_ryu.pipeline import FlowSpec, GroupSpec
 from slb_ryu.placement import (
     REASON_FORGET,
     REASON_LEARN,
     REASON_MANUAL,
+    REASON_REBALANCE,
     REASON_RECOVERY,
     BridgePlacement,
     MacEntry,
@@ -26,6 +28,7 @@ from slb_ryu.placement import (
     Port,
     normalise_mac,
 )
+from slb_ryu.rebalance import DEFAULT_PARAMS, MacLoad, RebalanceParams, UplinkState, imbalance, plan
 
 MAC_KINDS = {
     pipeline.KIND_SRC,
@@ -59,23 +62,6 @@ class Output:
         self.reinject = self.reinject or other.reinject
 
 
-class EventLog:
-    """Bounded ring of recent events plus monotonically growing counters."""
-
-    def __init__(self, size: int = 1000) -> None:
-        self.events: collections.deque[dict] = collections.deque(maxlen=size)
-        self.counters: collections.Counter[str] = collections.Counter()
-        self.seq = 0
-
-    def add(self, now: float, kind: str, **fields: Any) -> None:
-        self.seq += 1
-        self.counters[kind] += 1
-        self.events.append({"seq": self.seq, "time": now, "type": kind, **fields})
-
-    def count(self, name: str, amount: int = 1) -> None:
-        self.counters[name] += amount
-
-
 class BridgeCore:
     """Placement, pipeline state and event log of one managed bridge."""
 
@@ -85,10 +71,16 @@ class BridgeCore:
         uplink_patterns: Iterable[str],
         events: EventLog | None = None,
         learning_packets: bool = True,
+        params: RebalanceParams = DEFAULT_PARAMS,
+        half_life: float = 10.0,
+        speeds: dict[str, int] | None = None,
     ) -> None:
         self.placement = BridgePlacement(dpid, tuple(uplink_patterns))
         self.events = events or EventLog()
         self.learning_packets = learning_packets
+        self.params = params
+        self.loads = LoadTracker(half_life=half_life)
+        self.speeds = dict(speeds or {})
         self.installed: dict[tuple, FlowSpec] = {}
         self.groups: dict[int, GroupSpec] = {}
         self.synced = False
@@ -109,7 +101,7 @@ class BridgeCore:
     ) -> Output:
         """Switch (re)connected: adopt its placement, then fix its tables to match ours."""
         flows = list(switch_flows)
-        moves = self.placement.set_ports(ports, now)
+        moves = self.placement.set_ports(map(self._speed, ports), now)
         if not self.placement.macs:
             recovered = self.placement.recover(pipeline.entries_from_flows(flows, ages, now))
             if recovered:
@@ -131,7 +123,7 @@ class BridgeCore:
         if reason == "delete":
             moves = self.placement.delete_port(port.port_no, now)
         else:
-            moves = self.placement.update_port(port, now)
+            moves = self.placement.update_port(self._speed(port), now)
         now_port = self.placement.ports.get(port.port_no)
         if now_port is not None and now_port.uplink and (was is None or was.live != now_port.live):
             kind = "uplink-up" if now_port.live else "uplink-down"
@@ -169,6 +161,62 @@ class BridgeCore:
             self.events.add(now, "ip", dpid=self.dpid, mac=src, vlan=vlan, ip=arp_spa)
         return out
 
+    # ---- load and rebalancing ------------------------------------------------------------
+
+    def flow_stats(self, samples: Iterable[tuple[FlowSpec, int, float]], now: float) -> None:
+        """Byte counters of our per-MAC flows: source flows are tx, destination flows rx."""
+        counters: dict[tuple[str, int], list] = {}
+        for spec, byte_count, age in samples:
+            kind = pipeline.cookie_kind(spec.cookie)
+            if kind not in (pipeline.KIND_SRC, pipeline.KIND_DST):
+                continue
+            fields = dict(spec.match)
+            mac = fields.get("eth_src" if kind == pipeline.KIND_SRC else "eth_dst")
+            vid = int(fields.get("vlan_vid", 0))
+            key = (str(mac), vid & 0xFFF if vid & pipeline.OFPVID_PRESENT else 0)
+            slot = counters.setdefault(key, [None, None, None, None])
+            direction = 0 if kind == pipeline.KIND_SRC else 1
+            slot[direction], slot[direction + 2] = byte_count, age
+        for key, (tx, rx, tx_age, rx_age) in counters.items():
+            entry = self.placement.macs.get(key)
+            if entry is None or tx is None or rx is None:
+                continue
+            entry.tx_bps, entry.rx_bps = self.loads.update(key, tx, rx, now, tx_age, rx_age)
+
+    def port_stats(self, counters: dict[int, tuple[int, int]]) -> None:
+        """Port byte counters (tx, rx) by port number, for the uplink view and metrics."""
+        for port_no, (tx, rx) in counters.items():
+            port = self.placement.ports.get(port_no)
+            if port is not None:
+                port.tx_bytes, port.rx_bytes = tx, rx
+
+    def rebalance(self, now: float) -> Output:
+        """Move MACs between live uplinks as `rebalance.plan` decides; learning packets follow."""
+        uplinks = [UplinkState(p.port_no, p.live, p.speed_bps) for p in self.placement.uplinks]
+        loads = [
+            MacLoad(e.key, e.uplink, e.tx_bps + e.rx_bps, e.pinned, e.since)
+            for e in self.placement.macs.values()
+        ]
+        before = imbalance(uplinks, loads)
+        moves = []
+        for planned in plan(uplinks, loads, now, self.params):
+            mac, vlan = planned.key
+            move = self.placement.move(mac, vlan, planned.new_uplink, now, REASON_REBALANCE)
+            if move is not None:
+                moves.append(move)
+        if moves:
+            after = imbalance(
+                uplinks,
+                [
+                    MacLoad(e.key, e.uplink, e.tx_bps + e.rx_bps, e.pinned, e.since)
+                    for e in self.placement.macs.values()
+                ],
+            )
+            self.events.add(
+                now, "rebalance", dpid=self.dpid, moves=len(moves), before=before, after=after
+            )
+        return self._apply(moves, now)
+
     # ---- operator actions ------------------------------------------------------------
 
     def move(self, mac: str, vlan: int, uplink: str, now: float, pin: bool | None) -> Output:
@@ -185,6 +233,19 @@ class BridgeCore:
             self._sync_mac(entry.key, out)
         return out
 
+    def set_pinned(self, mac: str, vlan: int, pinned: bool, now: float) -> Output:
+        """Pin a MAC where it is, or unpin it (REST); raises KeyError for an unknown MAC."""
+        mac = normalise_mac(mac)
+        entry = self.placement.macs.get((mac, vlan))
+        if entry is None:
+            raise KeyError(f"unknown MAC {mac} on VLAN {vlan}")
+        out = Output()
+        if entry.pinned != pinned:
+            entry.pinned = pinned
+            self.events.add(now, "pin" if pinned else "unpin", dpid=self.dpid, mac=mac, vlan=vlan)
+            self._sync_mac(entry.key, out)
+        return out
+
     # ---- internals -------------------------------------------------------------------
 
     def _apply(self, moves: list[Move], now: float) -> Output:
@@ -197,9 +258,16 @@ class BridgeCore:
         }
         self._sync(out, desired, base)
         for key in dict.fromkeys((m.mac, m.vlan) for m in moves):
+            if key not in self.placement.macs:
+                self.loads.forget(key)
             self._sync_mac(key, out)
         self._learning(moves, out, now)
         return out
+
+    def _speed(self, port: Port) -> Port:
+        if port.name in self.speeds:
+            port.speed_bps = self.speeds[port.name]
+        return port
 
     def _sync_mac(self, key: tuple[str, int], out: Output) -> None:
         entry = self.placement.macs.get(key)

@@ -12,7 +12,15 @@ from typing import Any
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from slb_ryu.pipeline import COOKIE_MAGIC, COOKIE_MAGIC_MASK, Action, FlowSpec, GroupSpec
+from slb_ryu.pipeline import (
+    COOKIE_KIND_MASK,
+    COOKIE_MAGIC,
+    COOKIE_MAGIC_MASK,
+    Action,
+    FlowSpec,
+    GroupSpec,
+    cookie,
+)
 
 FLOW_COMMANDS = {
     "add": ofp.OFPFC_ADD,
@@ -87,6 +95,18 @@ def our_flows_request(datapath: Any) -> parser.OFPFlowStatsRequest:
         out_group=ofp.OFPG_ANY,
         cookie=COOKIE_MAGIC,
         cookie_mask=COOKIE_MAGIC_MASK,
+    )
+
+
+def kind_flows_request(datapath: Any, kind: int) -> parser.OFPFlowStatsRequest:
+    """Flow statistics of our flows of one kind (any flags), e.g. the per-MAC counters."""
+    return parser.OFPFlowStatsRequest(
+        datapath,
+        table_id=ofp.OFPTT_ALL,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        cookie=cookie(kind),
+        cookie_mask=COOKIE_KIND_MASK,
     )
 
 

@@ -6,7 +6,9 @@ the controller stops at start instead of running with a half-understood setup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ipaddress
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from oslo_config import cfg
 
@@ -22,20 +24,60 @@ OPTS = [
         help="Per-bridge uplinks, one 'BRIDGE=name,name' per line; BRIDGE is the bridge "
         "name or its datapath id (0x-hex or decimal). Overrides 'uplinks' for that bridge.",
     ),
-    cfg.IntOpt(
-        "stats_interval",
-        default=5,
-        help="Seconds between flow statistics polls (0 = off).",
+    cfg.DictOpt(
+        "uplink_speeds",
+        default={},
+        help="Link speed overrides in Mbit/s by port name, e.g. 'eth1:10000, eth2:1000' "
+        "(default: the speed the switch reports).",
     ),
-    cfg.IntOpt(
-        "rebalance_interval",
-        default=10,
-        help="Seconds between rebalance runs (0 = off).",
+    cfg.FloatOpt("stats_interval", default=5.0, help="Seconds between flow stats polls (0 = off)."),
+    cfg.FloatOpt("load_half_life", default=10.0, help="Seconds for a load sample to weigh half."),
+    cfg.FloatOpt("rebalance_interval", default=10.0, help="Seconds between rebalances (0 = off)."),
+    cfg.FloatOpt(
+        "rebalance_min_gain",
+        default=0.10,
+        help="Commit a rebalance only if it lowers the busiest uplink's normalised load by "
+        "at least this fraction.",
     ),
+    cfg.FloatOpt(
+        "rebalance_min_load",
+        default=12500.0,
+        help="Bytes/s below which an uplink's load is noise and nothing is moved.",
+    ),
+    cfg.FloatOpt(
+        "min_dwell",
+        default=30.0,
+        help="Seconds a MAC stays on its uplink after a move (bounds upstream MAC flapping).",
+    ),
+    cfg.IntOpt("max_moves", default=8, help="At most this many MAC moves per rebalance run."),
     cfg.BoolOpt(
         "learning_packets", default=True, help="Send GARP/RARP through the new uplink on a move."
     ),
     cfg.IntOpt("event_log_size", default=1000, help="Events kept for the REST API."),
+    cfg.StrOpt(
+        "api_token",
+        default=None,
+        secret=True,
+        help="Bearer token required by the REST write endpoints (default: none).",
+    ),
+    cfg.BoolOpt("api_read_only", default=False, help="Disable the REST write endpoints."),
+    cfg.IntOpt("max_macs_per_port", default=64, help="MACs learned per local port at most."),
+    cfg.IntOpt(
+        "packet_in_rate",
+        default=200,
+        help="Packets per second the switch may send to the controller (OpenFlow meter).",
+    ),
+    cfg.FloatOpt(
+        "grat_arp_lock",
+        default=5.0,
+        help="Seconds after we announce a MAC during which a gratuitous ARP for it arriving "
+        "on an uplink is treated as our own reflection, not as a migration.",
+    ),
+    cfg.IntOpt("flap_limit", default=4, help="Link downs within flap_window that hold an uplink."),
+    cfg.FloatOpt("flap_window", default=10.0, help="Seconds over which uplink flaps count."),
+    cfg.FloatOpt(
+        "flap_hold", default=30.0, help="Seconds of quiet before a held uplink is used again."
+    ),
 ]
 
 
@@ -47,10 +89,24 @@ class ConfigError(ValueError):
 class Settings:
     uplinks: tuple[str, ...] = ()
     bridge_uplinks: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    stats_interval: int = 5
-    rebalance_interval: int = 10
+    uplink_speeds: dict[str, int] = field(default_factory=dict)  # bits/s by port name
+    stats_interval: float = 5.0
+    load_half_life: float = 10.0
+    rebalance_interval: float = 10.0
+    rebalance_min_gain: float = 0.10
+    rebalance_min_load: float = 12500.0
+    min_dwell: float = 30.0
+    max_moves: int = 8
     learning_packets: bool = True
     event_log_size: int = 1000
+    api_token: str | None = None
+    api_read_only: bool = False
+    max_macs_per_port: int = 64
+    packet_in_rate: int = 200
+    grat_arp_lock: float = 5.0
+    flap_limit: int = 4
+    flap_window: float = 10.0
+    flap_hold: float = 30.0
 
     def uplinks_for(self, dpid: int, name: str) -> tuple[str, ...]:
         """Uplink globs of one bridge: per-bridge entry by name or dpid, else the global list."""
@@ -82,41 +138,80 @@ def _bridge_key(raw: str) -> str:
     return key
 
 
-def build_settings(
-    uplinks: list[str],
-    bridge_uplinks: list[str],
-    stats_interval: int = 5,
-    rebalance_interval: int = 10,
-    learning_packets: bool = True,
-    event_log_size: int = 1000,
-) -> Settings:
+def _speeds(raw: dict[str, str]) -> dict[str, int]:
+    speeds = {}
+    for name, value in raw.items():
+        try:
+            mbps = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"[slb] uplink_speeds: {name}: {value!r} is not Mbit/s") from None
+        if mbps <= 0:
+            raise ConfigError(f"[slb] uplink_speeds: {name}: speed must be > 0")
+        speeds[name.strip()] = int(mbps * 1_000_000)
+    return speeds
+
+
+_MINIMUMS = {
+    "stats_interval": 0.0,
+    "load_half_life": 0.1,
+    "rebalance_interval": 0.0,
+    "rebalance_min_gain": 0.0,
+    "rebalance_min_load": 0.0,
+    "min_dwell": 0.0,
+    "max_moves": 1,
+    "event_log_size": 1,
+    "max_macs_per_port": 1,
+    "packet_in_rate": 1,
+    "grat_arp_lock": 0.0,
+    "flap_limit": 1,
+    "flap_window": 0.1,
+    "flap_hold": 0.0,
+}
+
+
+def build_settings(**raw: Any) -> Settings:
     """Validate raw option values (plain data, so it is unit-testable)."""
+    known = {f.name for f in fields(Settings)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"[slb] unknown option(s): {', '.join(sorted(unknown))}")
+    values = dict(raw)
     per_bridge: dict[str, tuple[str, ...]] = {}
-    for line in bridge_uplinks:
+    for line in values.get("bridge_uplinks") or []:
         if "=" not in line:
             raise ConfigError(f"[slb] bridge_uplinks: {line!r} is not of the form BRIDGE=port,port")
         bridge, _, names = line.partition("=")
         per_bridge[_bridge_key(bridge)] = _names(names, "bridge_uplinks")
-    globs = _names(",".join(uplinks), "uplinks") if uplinks else ()
-    if not globs and not per_bridge:
+    values["bridge_uplinks"] = per_bridge
+    uplinks = values.get("uplinks") or []
+    values["uplinks"] = _names(",".join(uplinks), "uplinks") if uplinks else ()
+    if not values["uplinks"] and not per_bridge:
         raise ConfigError(
             "[slb] no uplinks configured: set 'uplinks' (e.g. uplinks = eth1, eth2) "
             "or 'bridge_uplinks' (e.g. bridge_uplinks = br0=eth1,eth2)"
         )
-    if stats_interval < 0:
-        raise ConfigError("[slb] stats_interval must be >= 0")
-    if rebalance_interval < 0 or 0 < rebalance_interval < 1:
-        raise ConfigError("[slb] rebalance_interval must be 0 (off) or >= 1")
-    if event_log_size < 1:
-        raise ConfigError("[slb] event_log_size must be >= 1")
-    return Settings(
-        uplinks=globs,
-        bridge_uplinks=per_bridge,
-        stats_interval=stats_interval,
-        rebalance_interval=rebalance_interval,
-        learning_packets=learning_packets,
-        event_log_size=event_log_size,
-    )
+    values["uplink_speeds"] = _speeds(values.get("uplink_speeds") or {})
+    for name, minimum in _MINIMUMS.items():
+        if name in values and values[name] is not None and values[name] < minimum:
+            raise ConfigError(f"[slb] {name} must be >= {minimum}, got {values[name]}")
+    if 0 < values.get("rebalance_interval", 10.0) < 1:
+        raise ConfigError("[slb] rebalance_interval must be 0 (off) or >= 1 second")
+    if values.get("api_token") == "":
+        values["api_token"] = None
+    return Settings(**values)
+
+
+def check_api_exposure(settings: Settings, host: str) -> None:
+    """Refuse write endpoints on a non-loopback address without a token."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not settings.api_read_only and not settings.api_token:
+        raise ConfigError(
+            f"REST API on non-loopback address {host!r} with write endpoints and no "
+            "[slb] api_token: set api_token, or api_read_only = true, or bind to 127.0.0.1"
+        )
 
 
 def register(conf: cfg.ConfigOpts) -> None:
@@ -132,18 +227,16 @@ def register(conf: cfg.ConfigOpts) -> None:
 
 
 def load(conf: cfg.ConfigOpts) -> Settings:
+    """Read and validate the [slb] group of Ryu's CONF."""
     register(conf)
     try:
         group = conf.slb
-        return build_settings(
-            list(group.uplinks),
-            list(group.bridge_uplinks),
-            group.stats_interval,
-            group.rebalance_interval,
-            group.learning_packets,
-            group.event_log_size,
-        )
+        raw = {opt.dest: getattr(group, opt.dest) for opt in OPTS}
     except (cfg.Error, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
         raise ConfigError(f"[slb] invalid configuration: {exc}") from exc
+    raw["uplinks"] = list(raw["uplinks"])
+    raw["bridge_uplinks"] = list(raw["bridge_uplinks"])
+    settings = build_settings(**raw)
+    host = getattr(conf, "wsapi_host", "127.0.0.1")
+    check_api_exposure(settings, host)
+    return settings

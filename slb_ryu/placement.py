@@ -33,6 +33,8 @@ class Port:
     live: bool = True
     speed_bps: int = 0
     uplink: bool = False
+    tx_bytes: int = 0  # port counters, from OpenFlow port statistics
+    rx_bytes: int = 0
 
 
 @dataclass

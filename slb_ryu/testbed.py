@@ -363,7 +363,7 @@ class Controller:
 
     @property
     def base_url(self):
-        return "http://%s:%d" % (self.ws_host, self.ws_port)
+        return "http://%s:%d" % (self.ws_host or "127.0.0.1", self.ws_port)
 
     def url(self, path):
         return self.base_url + "/" + path.lstrip("/")
@@ -374,14 +374,9 @@ class Controller:
             self.config_path = Path(self._tmpdir) / "slb-ryu.conf"
             self.config_path.write_text(self.config)
             args += ["--config-file", str(self.config_path)]
-        args += [
-            "--ofp-tcp-listen-port",
-            str(self.of_port),
-            "--wsapi-host",
-            self.ws_host,
-            "--wsapi-port",
-            str(self.ws_port),
-        ]
+        args += ["--ofp-tcp-listen-port", str(self.of_port), "--wsapi-port", str(self.ws_port)]
+        if self.ws_host is not None:  # None: leave the app's default (127.0.0.1)
+            args += ["--wsapi-host", self.ws_host]
         return args + self.extra_args + self.apps
 
     def start(self, timeout=30.0):

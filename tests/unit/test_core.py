@@ -132,3 +132,54 @@ def test_deleted_vm_port_removes_its_flows():
     deletes = flow_mods(out, "delete")
     assert len(deletes) == 4
     assert core.entry(MAC1, 0) is None
+
+
+def src_dst_samples(core, tx, rx, age):
+    """Fake flow statistics: every installed per-MAC source/destination flow."""
+    samples = []
+    for spec in core.installed.values():
+        kind = pl.cookie_kind(spec.cookie)
+        if kind == pl.KIND_SRC:
+            samples.append((spec, tx, age))
+        elif kind == pl.KIND_DST:
+            samples.append((spec, rx, age))
+    return samples
+
+
+def test_flow_stats_become_smoothed_rates_and_drive_rebalance():
+    from slb_ryu.rebalance import RebalanceParams
+
+    core = BridgeCore(1, ["up*"], params=RebalanceParams(min_dwell=0.0), half_life=1.0)
+    core.connect(ports(), [], [], {}, 0.0)
+    core.port_status("modify", Port(2, "up2", live=False), 0.0)
+    for i, port in enumerate((3, 3, 4, 4)):
+        core.packet_in(pl.KIND_SRC_MISS, port, f"02:00:00:00:00:0{i}", 0, None, 0.5)
+    core.port_status("modify", Port(2, "up2", live=True), 1.0)
+    assert {e.uplink for e in core.placement.macs.values()} == {1}
+    core.flow_stats(src_dst_samples(core, 0, 0, 1.0), now=1.0)
+    core.flow_stats(src_dst_samples(core, 1_000_000, 500_000, 2.0), now=2.0)
+    entry = next(iter(core.placement.macs.values()))
+    assert entry.tx_bps == pytest.approx(1_000_000) and entry.rx_bps == pytest.approx(500_000)
+    out = core.rebalance(now=3.0)
+    on = {u: len(core.placement.macs_on(u)) for u in (1, 2)}
+    assert on == {1: 2, 2: 2}
+    assert len(out.learning) == 2 and all(lp.out_port == 2 for lp in out.learning)
+    assert core.events.counters["rebalance"] == 1
+    assert core.rebalance(now=4.0).mods == []  # converged: nothing more
+
+
+def test_counter_reset_gives_no_negative_load():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    core.flow_stats(src_dst_samples(core, 5_000, 5_000, 10.0), now=10.0)
+    core.flow_stats(src_dst_samples(core, 10, 10, 0.5), now=15.0)  # flow re-installed
+    entry = core.entry(MAC1, 0)
+    assert entry.tx_bps >= 0 and entry.rx_bps >= 0
+
+
+def test_speed_overrides_apply_to_ports():
+    core = BridgeCore(1, ["up*"], speeds={"up2": 1_000_000_000})
+    core.connect(ports(), [], [], {}, 0.0)
+    assert core.placement.ports[2].speed_bps == 1_000_000_000
+    core.port_status("modify", Port(2, "up2", live=False, speed_bps=10), 1.0)
+    assert core.placement.ports[2].speed_bps == 1_000_000_000

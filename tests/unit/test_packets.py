@@ -1,0 +1,52 @@
+"""Learning packets and packet-in parsing, checked by parsing bytes back with ryu.lib.packet."""
+
+from ryu.lib.packet import arp, ethernet, packet, vlan
+
+from slb_ryu import frames, learning_packets
+
+MAC = "02:00:00:00:01:01"
+
+
+def parse(data):
+    pkt = packet.Packet(data)
+    return pkt.get_protocol(ethernet.ethernet), pkt.get_protocol(vlan.vlan), pkt
+
+
+def test_gratuitous_arp_per_ip_from_the_vm_mac():
+    frames_ = learning_packets.learning_packets(MAC, ["10.0.0.12", "10.0.0.11"])
+    assert len(frames_) == 2
+    eth, tag, pkt = parse(frames_[0])
+    req = pkt.get_protocol(arp.arp)
+    assert eth.src == MAC and eth.dst == "ff:ff:ff:ff:ff:ff" and tag is None
+    assert req.opcode == arp.ARP_REQUEST and req.src_ip == req.dst_ip == "10.0.0.11"
+    assert req.src_mac == MAC
+    assert len(frames_[0]) >= 60
+
+
+def test_rarp_without_ip_and_vlan_tag():
+    (data,) = learning_packets.learning_packets(MAC, [], vid=42)
+    eth, tag, _ = parse(data)
+    assert eth.ethertype == 0x8100 and tag.vid == 42
+    assert tag.ethertype == learning_packets.ETH_TYPE_RARP
+    assert data[16:18] == b"\x80\x35"  # RARP EtherType inside the 802.1Q tag
+    opcode = int.from_bytes(data[18 + 6 : 18 + 8], "big")
+    assert opcode == arp.ARP_REV_REQUEST
+
+
+def test_parse_roundtrip_and_gratuitous_detection():
+    frame = frames.parse(learning_packets.gratuitous_arp(MAC, "10.0.0.11", vid=7))
+    assert frame.src == MAC and frame.vlan == 7 and frame.ethertype == 0x0806
+    assert frame.arp_spa == "10.0.0.11" and frame.is_gratuitous_arp
+
+
+def test_malformed_frames_are_none_not_exceptions():
+    assert frames.parse(b"") is None
+    assert frames.parse(b"\x00" * 13) is None
+    garp = learning_packets.gratuitous_arp(MAC, "10.0.0.11")
+    for cut in range(14, 42):
+        frame = frames.parse(garp[:cut])  # truncated ARP: parsed as far as it goes
+        assert frame is None or (frame.src == MAC and frame.arp_spa in (None, "10.0.0.11"))
+    qinq = bytes.fromhex("ffffffffffff02000000010188a80064810000070800")
+    assert frames.parse(qinq + b"\x00" * 40) is not None
+    odd = bytes.fromhex("ffffffffffff020000000101ffff") + b"\x01" * 46
+    assert frames.parse(odd).ethertype == 0xFFFF
