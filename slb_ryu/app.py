@@ -18,13 +18,14 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from slb_ryu import frames, learning_packets, ofmsgs, options, pipeline, rest
-from slb_ryu.core import BridgeCore, Output
+from slb_ryu import frames, learning_packets, ofmsgs, options, ovsdb, pipeline, rest
+from slb_ryu.core import BridgeCore, Limits, Output
 from slb_ryu.events import EventLog
 from slb_ryu.placement import Port
 from slb_ryu.rebalance import RebalanceParams
 
 CONF = cfg.CONF
+TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
 options.register(CONF)
 
 
@@ -41,6 +42,7 @@ class _Handshake:
     def __init__(self) -> None:
         self.ports: list[Port] = []
         self.groups: list = []
+        self.meters: list = []
         self.flows: list = []
         self.ages: dict = {}
         self.port_status: list[tuple[str, Port]] = []
@@ -67,6 +69,14 @@ class SlbApp(app_manager.RyuApp):
             min_load=self.settings.rebalance_min_load,
             min_dwell=self.settings.min_dwell,
             max_moves=self.settings.max_moves,
+        )
+        self.limits = Limits(
+            max_macs_per_port=self.settings.max_macs_per_port,
+            packet_in_rate=self.settings.packet_in_rate,
+            grat_arp_lock=self.settings.grat_arp_lock,
+            flap_limit=self.settings.flap_limit,
+            flap_window=self.settings.flap_window,
+            flap_hold=self.settings.flap_hold,
         )
         self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
         self.stats_poll_seconds = 0.0
@@ -115,6 +125,17 @@ class SlbApp(app_manager.RyuApp):
             return
         hs.groups += [ofmsgs.spec_from_group_desc(g) for g in ev.msg.body]
         if not self._more(ev.msg):
+            dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    def _meter_config(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        hs = self.handshakes.get(dp.id)
+        if hs is None:
+            return
+        specs = (ofmsgs.spec_from_meter_config(m) for m in ev.msg.body)
+        hs.meters += [m for m in specs if m is not None]
+        if not self._more(ev.msg):
             dp.send_msg(ofmsgs.our_flows_request(dp))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
@@ -147,10 +168,12 @@ class SlbApp(app_manager.RyuApp):
                 params=self.params,
                 half_life=self.settings.load_half_life,
                 speeds=self.settings.uplink_speeds,
+                limits=self.limits,
+                access_vlans=self._access_vlans(name),
             )
             self.bridges[dp.id] = core
             self.logger.info("bridge %s (dpid %016x): uplinks %s", name, dp.id, patterns)
-        out = core.connect(hs.ports, hs.groups, hs.flows, hs.ages, now)
+        out = core.connect(hs.ports, hs.groups, hs.flows, hs.ages, now, hs.meters)
         for reason, port in hs.port_status:
             out.extend(core.port_status(reason, port, now))
         self.send(dp, out)
@@ -170,9 +193,17 @@ class SlbApp(app_manager.RyuApp):
         next_poll = next_rebalance = time.monotonic()
         if rebalance:
             next_rebalance += rebalance
+        next_tags = time.monotonic() + TAG_REFRESH
         while True:
             hub.sleep(0.25)
             now = time.monotonic()
+            for dpid, core in list(self.bridges.items()):
+                dp = self.datapaths.get(dpid)
+                if dp is not None and core.synced:
+                    self.send(dp, core.tick(time.time()))
+            if now >= next_tags:
+                next_tags = now + TAG_REFRESH
+                self._refresh_tags()
             if interval and now >= next_poll:
                 next_poll = now + interval
                 for dpid, dp in list(self.datapaths.items()):
@@ -262,6 +293,8 @@ class SlbApp(app_manager.RyuApp):
         core = self.bridges.get(dp.id)
         if core is None or not core.synced:
             return
+        if reason == "add":
+            port.vlan = self._access_vlans(core.placement.name).get(port.name, 0)
         self.send(dp, core.port_status(reason, port, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
@@ -284,10 +317,12 @@ class SlbApp(app_manager.RyuApp):
             frame.vlan,
             frame.arp_spa,
             time.time(),
+            garp=frame.is_gratuitous_arp,
         )
         self.send(dp, out)
         if out.reinject:
-            dp.send_msg(ofmsgs.packet_out(dp, in_port, ofp.OFPP_TABLE, msg.data))
+            data = frames.untag(msg.data) if out.untag else msg.data
+            dp.send_msg(ofmsgs.packet_out(dp, in_port, ofp.OFPP_TABLE, data))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
@@ -303,12 +338,38 @@ class SlbApp(app_manager.RyuApp):
         for obj, command, spec in out.mods:
             if obj == "group":
                 dp.send_msg(ofmsgs.group_mod(dp, spec, command))
+            elif obj == "meter":
+                dp.send_msg(ofmsgs.meter_mod(dp, spec, command))
             else:
                 dp.send_msg(ofmsgs.flow_mod(dp, spec, command))
         for lp in out.learning:
             for data in learning_packets.learning_packets(lp.mac, lp.ips, lp.vlan):
                 dp.send_msg(ofmsgs.packet_out(dp, ofp.OFPP_CONTROLLER, lp.out_port, data))
             self.event_log.count("learning_packets_sent", max(1, len(lp.ips)))
+
+    def _access_vlans(self, bridge: str) -> dict[str, int]:
+        """Access VLANs of a bridge's ports: configuration first, then OVSDB `tag`."""
+        tags = {}
+        if self.settings.ovsdb_tags and bridge:
+            try:
+                tags = ovsdb.port_tags(bridge)
+            except ovsdb.OvsdbError as exc:
+                self.event_log.count("ovsdb_errors")
+                self.logger.warning("cannot read port tags of %s: %s", bridge, exc)
+        tags.update(self.settings.access_ports)
+        return tags
+
+    def _refresh_tags(self) -> None:
+        """`ovs-vsctl set port X tag=N` raises no OpenFlow event: poll OVSDB for it."""
+        for dpid, core in list(self.bridges.items()):
+            dp = self.datapaths.get(dpid)
+            if dp is None or not core.synced:
+                continue
+            tags = self._access_vlans(core.placement.name)
+            current = {p.name: p.vlan for p in core.placement.local_ports}
+            wanted = {name: tags.get(name, 0) for name in current}
+            if wanted != current:
+                self.send(dp, core.set_access_vlans(wanted, time.time()))
 
     def act(self, dpid: int, action: Any) -> None:
         """Run a core call for the REST API and send its output to the switch."""

@@ -1,22 +1,23 @@
 """The controller core of one bridge: events and a clock in, OpenFlow work out.
 
 Like Faucet's valve, it holds no Ryu object: the app feeds it port descriptions,
-port status changes and packet-ins, and sends what comes back (`Output`). It keeps
-what it believes the switch holds (`installed`, `groups`) and only emits the
-difference, so a reconnect or a restart converges instead of reshuffling.
+port status changes, packet-ins, statistics and timer ticks, and sends what comes back
+(`Output`). It keeps what it believes the switch holds (`SwitchState`) and only emits
+the difference, so a reconnect or a controller restart converges instead of reshuffling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from slb_ryu import pipeline
 from slb_ryu.events import EventLog
+from slb_ryu.guards import AnnounceLock, FlapGuard
 from slb_ryu.load import LoadTracker
-from slb_ryu.pipeline import FlowSpec, GroupSpec
+from slb_ryu.pipeline import FlowSpec, GroupSpec, MeterSpec
 from slb_ryu.placement import (
+    OFPP_LOCAL,
     REASON_FORGET,
     REASON_LEARN,
     REASON_MANUAL,
@@ -26,16 +27,11 @@ from slb_ryu.placement import (
     MacEntry,
     Move,
     Port,
+    is_uplink_name,
     normalise_mac,
 )
 from slb_ryu.rebalance import DEFAULT_PARAMS, MacLoad, RebalanceParams, UplinkState, imbalance, plan
-
-MAC_KINDS = {
-    pipeline.KIND_SRC,
-    pipeline.KIND_ARP_SNOOP,
-    pipeline.KIND_REFLECTION,
-    pipeline.KIND_DST,
-}
+from slb_ryu.sync import Mod, SwitchState
 
 
 @dataclass
@@ -50,11 +46,12 @@ class LearningPackets:
 
 @dataclass
 class Output:
-    """What the app must send, in order: (object, command, spec), then learning packets."""
+    """What the app must send, in order: mods, then learning packets, then the re-injection."""
 
-    mods: list[tuple[str, str, Any]] = field(default_factory=list)
+    mods: list[Mod] = field(default_factory=list)
     learning: list[LearningPackets] = field(default_factory=list)
     reinject: bool = False
+    untag: bool = False  # strip the access VLAN tag before re-injecting
 
     def extend(self, other: Output) -> None:
         self.mods += other.mods
@@ -62,8 +59,20 @@ class Output:
         self.reinject = self.reinject or other.reinject
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Protection settings (see options.py for what each means)."""
+
+    max_macs_per_port: int = 64
+    packet_in_rate: int = 200
+    grat_arp_lock: float = 5.0
+    flap_limit: int = 4
+    flap_window: float = 10.0
+    flap_hold: float = 30.0
+
+
 class BridgeCore:
-    """Placement, pipeline state and event log of one managed bridge."""
+    """Placement, switch state and event log of one managed bridge."""
 
     def __init__(
         self,
@@ -74,20 +83,29 @@ class BridgeCore:
         params: RebalanceParams = DEFAULT_PARAMS,
         half_life: float = 10.0,
         speeds: dict[str, int] | None = None,
+        limits: Limits = Limits(),
+        access_vlans: dict[str, int] | None = None,
     ) -> None:
         self.placement = BridgePlacement(dpid, tuple(uplink_patterns))
+        self.placement.max_macs_per_port = limits.max_macs_per_port
         self.events = events or EventLog()
         self.learning_packets = learning_packets
         self.params = params
+        self.limits = limits
         self.loads = LoadTracker(half_life=half_life)
         self.speeds = dict(speeds or {})
-        self.installed: dict[tuple, FlowSpec] = {}
-        self.groups: dict[int, GroupSpec] = {}
+        self.access_vlans = dict(access_vlans or {})
+        self.flaps = FlapGuard(limits.flap_limit, limits.flap_window, limits.flap_hold)
+        self.announced = AnnounceLock(limits.grat_arp_lock)
+        self.switch = SwitchState()
         self.synced = False
 
     @property
     def dpid(self) -> int:
         return self.placement.dpid
+
+    def entry(self, mac: str, vlan: int) -> MacEntry | None:
+        return self.placement.macs.get((mac, vlan))
 
     # ---- connection ------------------------------------------------------------------
 
@@ -98,21 +116,24 @@ class BridgeCore:
         switch_flows: Iterable[FlowSpec],
         ages: dict,
         now: float,
+        switch_meters: Iterable[MeterSpec] = (),
     ) -> Output:
         """Switch (re)connected: adopt its placement, then fix its tables to match ours."""
         flows = list(switch_flows)
-        moves = self.placement.set_ports(map(self._speed, ports), now)
+        moves = self.placement.set_ports(map(self._port, ports), now)
         if not self.placement.macs:
             recovered = self.placement.recover(pipeline.entries_from_flows(flows, ages, now))
             if recovered:
                 self.events.add(now, "recovery", dpid=self.dpid, macs=len(recovered))
             moves += self.placement._repair(now)
         self._log_moves(moves, now)
-        self.installed = {f.key: f for f in flows if pipeline.cookie_kind(f.cookie) is not None}
-        self.groups = {g.group_id: g for g in switch_groups}
+        self.switch.reset(flows, switch_groups, switch_meters)
         out = Output()
-        self._sync_groups(out)
-        self._sync(out, pipeline.desired_flows(self.placement), set(self.installed))
+        groups = pipeline.groups(self.placement)
+        out.mods += self.switch.sync_meters(pipeline.meters(self.limits.packet_in_rate))
+        out.mods += self.switch.sync_groups(groups)
+        out.mods += self.switch.sync_all(pipeline.desired_flows(self.placement).values())
+        out.mods += self.switch.stale_groups(groups)
         self._learning(moves, out, now)
         self.synced = True
         return out
@@ -120,15 +141,36 @@ class BridgeCore:
     def port_status(self, reason: str, port: Port, now: float) -> Output:
         """OpenFlow port status: 'add', 'modify' or 'delete'."""
         was = self.placement.ports.get(port.port_no)
+        was_live = was is not None and was.live
         if reason == "delete":
+            self.flaps.forget(port.port_no)
             moves = self.placement.delete_port(port.port_no, now)
-        else:
-            moves = self.placement.update_port(self._speed(port), now)
-        now_port = self.placement.ports.get(port.port_no)
-        if now_port is not None and now_port.uplink and (was is None or was.live != now_port.live):
-            kind = "uplink-up" if now_port.live else "uplink-down"
-            self.events.add(now, kind, dpid=self.dpid, uplink=now_port.name)
+            return self._apply(moves, now)
+        port = self._port(port)
+        patterns = self.placement.uplink_patterns
+        if port.port_no != OFPP_LOCAL and is_uplink_name(port.name, patterns):
+            if was_live and not port.live and self.flaps.link_down(port.port_no, now):
+                if not (was is not None and was.held):
+                    port.held = True
+                    self.events.add(now, "uplink-held", dpid=self.dpid, uplink=port.name)
+        moves = self.placement.update_port(port, now)
+        new = self.placement.ports[port.port_no]
+        if new.uplink and was_live != new.live:
+            kind = "uplink-up" if new.live else "uplink-down"
+            self.events.add(now, kind, dpid=self.dpid, uplink=new.name, held=new.held)
         return self._apply(moves, now)
+
+    def tick(self, now: float) -> Output:
+        """Timer: return held uplinks to service after a quiet period."""
+        released = []
+        for port in self.placement.uplinks:
+            if port.held and port.live and self.flaps.quiet(port.port_no, now):
+                port.held = False
+                released.append(port)
+                self.events.add(now, "uplink-released", dpid=self.dpid, uplink=port.name)
+        if not released:
+            return Output()
+        return self._apply(self.placement._repair(now), now)
 
     # ---- packets ---------------------------------------------------------------------
 
@@ -140,28 +182,52 @@ class BridgeCore:
         vlan: int,
         arp_spa: str | None,
         now: float,
+        garp: bool = False,
     ) -> Output:
-        """A packet sent to the controller by the table-1 miss or the ARP snoop flow."""
+        """A packet from one of our controller-bound flows (learning, ARP snoop, migration)."""
         out = Output()
         if not self.synced:
             self.events.count("packet_in_before_sync")
             return out
+        key = (src, vlan)
         if kind == pipeline.KIND_SRC_MISS:
+            if key not in self.placement.macs and self.placement.port_full(in_port):
+                self.events.count("mac_limit_drop")
+                return out
             move = self.placement.learn(src, vlan, in_port, now)
             if move is not None:
                 out = self._apply([move], now)
-            entry = self.placement.macs.get((src, vlan))
+            entry = self.placement.macs.get(key)
             out.reinject = entry is not None and entry.port_no == in_port
+            port = self.placement.ports.get(in_port)
+            out.untag = out.reinject and port is not None and bool(port.vlan) and vlan == port.vlan
             if not out.reinject:
                 self.events.count("packet_in_dropped")
-        elif kind != pipeline.KIND_ARP_SNOOP:
+        elif kind == pipeline.KIND_ARP_SNOOP:
+            if garp:
+                self.announced.announce(key, now)
+        elif kind == pipeline.KIND_MIGRATION:
+            return self._migration(key, garp, now)
+        else:
             self.events.count("packet_in_unexpected")
             return out
         if arp_spa and self.placement.learn_ip(src, vlan, arp_spa):
             self.events.add(now, "ip", dpid=self.dpid, mac=src, vlan=vlan, ip=arp_spa)
         return out
 
-    # ---- load and rebalancing ------------------------------------------------------------
+    def _migration(self, key: tuple[str, int], garp: bool, now: float) -> Output:
+        """An ARP from one of our MACs came in from the fabric."""
+        if not garp or key not in self.placement.macs:
+            self.events.count("reflection_dropped")
+            return Output()
+        if self.announced.locked(key, now):
+            self.events.count("garp_lock_ignored")
+            return Output()
+        move = self.placement.forget(*key)
+        self.events.add(now, "migrated-away", dpid=self.dpid, mac=key[0], vlan=key[1])
+        return self._apply([move] if move else [], now)
+
+    # ---- load and rebalancing ----------------------------------------------------------
 
     def flow_stats(self, samples: Iterable[tuple[FlowSpec, int, float]], now: float) -> None:
         """Byte counters of our per-MAC flows: source flows are tx, destination flows rx."""
@@ -190,28 +256,24 @@ class BridgeCore:
             if port is not None:
                 port.tx_bytes, port.rx_bytes = tx, rx
 
-    def rebalance(self, now: float) -> Output:
-        """Move MACs between live uplinks as `rebalance.plan` decides; learning packets follow."""
-        uplinks = [UplinkState(p.port_no, p.live, p.speed_bps) for p in self.placement.uplinks]
-        loads = [
+    def _loads(self) -> list[MacLoad]:
+        return [
             MacLoad(e.key, e.uplink, e.tx_bps + e.rx_bps, e.pinned, e.since)
             for e in self.placement.macs.values()
         ]
-        before = imbalance(uplinks, loads)
+
+    def rebalance(self, now: float) -> Output:
+        """Move MACs between usable uplinks as `rebalance.plan` decides; learning packets follow."""
+        uplinks = [UplinkState(p.port_no, p.usable, p.speed_bps) for p in self.placement.uplinks]
+        before = imbalance(uplinks, self._loads())
         moves = []
-        for planned in plan(uplinks, loads, now, self.params):
+        for planned in plan(uplinks, self._loads(), now, self.params):
             mac, vlan = planned.key
             move = self.placement.move(mac, vlan, planned.new_uplink, now, REASON_REBALANCE)
             if move is not None:
                 moves.append(move)
         if moves:
-            after = imbalance(
-                uplinks,
-                [
-                    MacLoad(e.key, e.uplink, e.tx_bps + e.rx_bps, e.pinned, e.since)
-                    for e in self.placement.macs.values()
-                ],
-            )
+            after = imbalance(uplinks, self._loads())
             self.events.add(
                 now, "rebalance", dpid=self.dpid, moves=len(moves), before=before, after=after
             )
@@ -230,7 +292,7 @@ class BridgeCore:
         move = self.placement.move(mac, vlan, port.port_no, now, REASON_MANUAL, pin)
         out = self._apply([move] if move else [], now)
         if move is None and entry is not None and entry.pinned != old_pin:
-            self._sync_mac(entry.key, out)
+            out.mods += self._mac_mods(entry.key)
         return out
 
     def set_pinned(self, mac: str, vlan: int, pinned: bool, now: float) -> Output:
@@ -243,62 +305,49 @@ class BridgeCore:
         if entry.pinned != pinned:
             entry.pinned = pinned
             self.events.add(now, "pin" if pinned else "unpin", dpid=self.dpid, mac=mac, vlan=vlan)
-            self._sync_mac(entry.key, out)
+            out.mods += self._mac_mods(entry.key)
         return out
 
     # ---- internals -------------------------------------------------------------------
 
+    def _port(self, port: Port) -> Port:
+        """Apply configured speed overrides and access VLANs to a reported port."""
+        if port.name in self.speeds:
+            port.speed_bps = self.speeds[port.name]
+        if port.name in self.access_vlans:
+            port.vlan = self.access_vlans[port.name]
+        return port
+
+    def set_access_vlans(self, vlans: dict[str, int], now: float) -> Output:
+        """Access VLANs by port name (OVSDB `tag` or configuration); MACs on changed ports go."""
+        self.access_vlans.update(vlans)
+        moves: list[Move] = []
+        for port in self.placement.local_ports:
+            vlan = self.access_vlans.get(port.name, 0)
+            if port.vlan != vlan:
+                port.vlan = vlan
+                moves += self.placement._forget_port_macs(port.port_no)
+        return self._apply(moves, now)
+
     def _apply(self, moves: list[Move], now: float) -> Output:
         out = Output()
         self._log_moves(moves, now)
-        self._sync_groups(out)
-        desired = {f.key: f for f in pipeline.base_flows(self.placement)}
-        base = {
-            k for k, f in self.installed.items() if pipeline.cookie_kind(f.cookie) not in MAC_KINDS
-        }
-        self._sync(out, desired, base)
+        groups = pipeline.groups(self.placement)
+        out.mods += self.switch.sync_groups(groups)
+        out.mods += self.switch.sync_base(pipeline.base_flows(self.placement))
         for key in dict.fromkeys((m.mac, m.vlan) for m in moves):
             if key not in self.placement.macs:
                 self.loads.forget(key)
-            self._sync_mac(key, out)
+                self.announced.forget(key)
+            out.mods += self._mac_mods(key)
+        out.mods += self.switch.stale_groups(groups)
         self._learning(moves, out, now)
         return out
 
-    def _speed(self, port: Port) -> Port:
-        if port.name in self.speeds:
-            port.speed_bps = self.speeds[port.name]
-        return port
-
-    def _sync_mac(self, key: tuple[str, int], out: Output) -> None:
+    def _mac_mods(self, key: tuple[str, int]) -> list[Mod]:
         entry = self.placement.macs.get(key)
-        desired = {f.key: f for f in pipeline.mac_flows(entry)} if entry else {}
-        mac, vlan = key
-        vid = pipeline.vlan_vid(vlan)
-        current = {
-            k
-            for k, f in self.installed.items()
-            if pipeline.cookie_kind(f.cookie) in MAC_KINDS and _mentions(f, mac, vid)
-        }
-        self._sync(out, desired, current)
-
-    def _sync(self, out: Output, desired: dict[tuple, FlowSpec], current: set) -> None:
-        """Emit adds/modifies for `desired` and deletes for keys in `current` not desired."""
-        for key, spec in desired.items():
-            have = self.installed.get(key)
-            if have == spec:
-                continue
-            command = "modify" if have is not None and have.cookie == spec.cookie else "add"
-            out.mods.append(("flow", command, spec))
-            self.installed[key] = spec
-        for key in sorted(current - set(desired), key=repr):
-            out.mods.append(("flow", "delete", self.installed.pop(key)))
-
-    def _sync_groups(self, out: Output) -> None:
-        for spec in pipeline.groups(self.placement):
-            have = self.groups.get(spec.group_id)
-            if have != spec:
-                out.mods.append(("group", "add" if have is None else "modify", spec))
-                self.groups[spec.group_id] = spec
+        desired = pipeline.mac_flows(self.placement, entry) if entry else []
+        return self.switch.sync_mac(key, desired)
 
     def _learning(self, moves: list[Move], out: Output, now: float) -> None:
         if not self.learning_packets:
@@ -307,11 +356,12 @@ class BridgeCore:
             if not move.needs_learning_packets or move.new_uplink is None:
                 continue
             port = self.placement.ports.get(move.new_uplink)
-            if port is None or not port.live:
+            if port is None or not port.usable:
                 continue
             entry = self.placement.macs.get((move.mac, move.vlan))
             ips = tuple(sorted(entry.ips)) if entry else ()
             out.learning.append(LearningPackets(move.new_uplink, move.mac, move.vlan, ips))
+            self.announced.announce((move.mac, move.vlan), now)
             self.events.add(
                 now,
                 "learning-packets",
@@ -324,13 +374,11 @@ class BridgeCore:
 
     def _log_moves(self, moves: list[Move], now: float) -> None:
         name = self.placement.port_name
+        kinds = {REASON_LEARN: "learn", REASON_FORGET: "forget", REASON_RECOVERY: "recover"}
         for m in moves:
-            kind = {REASON_LEARN: "learn", REASON_FORGET: "forget", REASON_RECOVERY: "recover"}.get(
-                m.reason, "move"
-            )
             self.events.add(
                 now,
-                kind,
+                kinds.get(m.reason, "move"),
                 dpid=self.dpid,
                 mac=m.mac,
                 vlan=m.vlan,
@@ -341,11 +389,3 @@ class BridgeCore:
                     "to": None if m.new_uplink is None else name(m.new_uplink),
                 },
             )
-
-    def entry(self, mac: str, vlan: int) -> MacEntry | None:
-        return self.placement.macs.get((mac, vlan))
-
-
-def _mentions(flow: FlowSpec, mac: str, vid: int) -> bool:
-    fields = dict(flow.match)
-    return fields.get("vlan_vid") == vid and mac in (fields.get("eth_src"), fields.get("eth_dst"))

@@ -49,3 +49,10 @@ def parse(data: bytes) -> Frame | None:
             arp_tpa=req.dst_ip,
         )
     return frame
+
+
+def untag(data: bytes) -> bytes:
+    """Remove the outer 802.1Q tag (to re-inject a frame as it entered an access port)."""
+    if len(data) >= 18 and data[12:14] == b"\x81\x00":
+        return data[:12] + data[16:]
+    return data

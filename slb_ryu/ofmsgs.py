@@ -19,6 +19,7 @@ from slb_ryu.pipeline import (
     Action,
     FlowSpec,
     GroupSpec,
+    MeterSpec,
     cookie,
 )
 
@@ -39,6 +40,12 @@ def _action(action: Action) -> parser.OFPAction:
         return parser.OFPActionOutput(ofp.OFPP_CONTROLLER, arg)
     if kind == "group":
         return parser.OFPActionGroup(arg)
+    if kind == "push_vlan":
+        return parser.OFPActionPushVlan(arg)
+    if kind == "set_vlan_vid":
+        return parser.OFPActionSetField(vlan_vid=arg)
+    if kind == "pop_vlan":
+        return parser.OFPActionPopVlan()
     raise ValueError(f"unknown action {kind}")
 
 
@@ -46,6 +53,8 @@ def flow_mod(datapath: Any, spec: FlowSpec, command: str = "add") -> parser.OFPF
     """A flow-mod for `spec`; delete matches strictly on table, priority and match."""
     instructions = []
     if command != "delete":
+        if spec.meter is not None:
+            instructions.append(parser.OFPInstructionMeter(spec.meter, ofp.OFPIT_METER))
         if spec.actions:
             instructions.append(
                 parser.OFPInstructionActions(
@@ -84,6 +93,25 @@ def group_mod(datapath: Any, spec: GroupSpec, command: str = "add") -> parser.OF
     return parser.OFPGroupMod(
         datapath, GROUP_COMMANDS[command], GROUP_TYPES[spec.type], spec.group_id, buckets
     )
+
+
+def meter_mod(datapath: Any, spec: MeterSpec, command: str = "add") -> parser.OFPMeterMod:
+    commands = {"add": ofp.OFPMC_ADD, "modify": ofp.OFPMC_MODIFY, "delete": ofp.OFPMC_DELETE}
+    band = parser.OFPMeterBandDrop(rate=spec.rate_pps, burst_size=spec.burst)
+    return parser.OFPMeterMod(
+        datapath,
+        command=commands[command],
+        flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
+        meter_id=spec.meter_id,
+        bands=[band],
+    )
+
+
+def spec_from_meter_config(stat: Any) -> MeterSpec | None:
+    drops = [b for b in stat.bands if isinstance(b, parser.OFPMeterBandDrop)]
+    if not drops:
+        return None
+    return MeterSpec(stat.meter_id, drops[0].rate, drops[0].burst_size)
 
 
 def our_flows_request(datapath: Any) -> parser.OFPFlowStatsRequest:
@@ -136,6 +164,12 @@ def _action_spec(action: Any) -> Action | None:
         return ("output", action.port)
     if isinstance(action, parser.OFPActionGroup):
         return ("group", action.group_id)
+    if isinstance(action, parser.OFPActionPushVlan):
+        return ("push_vlan", action.ethertype)
+    if isinstance(action, parser.OFPActionPopVlan):
+        return ("pop_vlan", 0)
+    if isinstance(action, parser.OFPActionSetField) and action.key == "vlan_vid":
+        return ("set_vlan_vid", action.value)
     return None
 
 
@@ -144,6 +178,7 @@ def spec_from_stats(stat: Any) -> FlowSpec:
     actions: list[Action] = []
     write_metadata = None
     goto = None
+    meter = None
     for inst in stat.instructions:
         if isinstance(inst, parser.OFPInstructionActions):
             actions += [a for a in map(_action_spec, inst.actions) if a is not None]
@@ -151,6 +186,8 @@ def spec_from_stats(stat: Any) -> FlowSpec:
             write_metadata = inst.metadata
         elif isinstance(inst, parser.OFPInstructionGotoTable):
             goto = inst.table_id
+        elif isinstance(inst, parser.OFPInstructionMeter):
+            meter = inst.meter_id
     match = tuple(sorted((k, _normalise(k, v)) for k, v in stat.match.items()))
     return FlowSpec(
         table=stat.table_id,
@@ -160,6 +197,7 @@ def spec_from_stats(stat: Any) -> FlowSpec:
         actions=tuple(actions),
         write_metadata=write_metadata,
         goto=goto,
+        meter=meter,
     )
 
 

@@ -61,6 +61,15 @@ OPTS = [
         help="Bearer token required by the REST write endpoints (default: none).",
     ),
     cfg.BoolOpt("api_read_only", default=False, help="Disable the REST write endpoints."),
+    cfg.DictOpt(
+        "access_ports",
+        default={},
+        help="Access VLAN of local ports by name, e.g. 'vif1.0:10, vif2.0:20' (adds to, and "
+        "overrides, the OVSDB 'tag' of the port).",
+    ),
+    cfg.BoolOpt(
+        "ovsdb_tags", default=True, help="Read access VLANs from the OVSDB 'tag' of each port."
+    ),
     cfg.IntOpt("max_macs_per_port", default=64, help="MACs learned per local port at most."),
     cfg.IntOpt(
         "packet_in_rate",
@@ -101,6 +110,8 @@ class Settings:
     event_log_size: int = 1000
     api_token: str | None = None
     api_read_only: bool = False
+    access_ports: dict[str, int] = field(default_factory=dict)
+    ovsdb_tags: bool = True
     max_macs_per_port: int = 64
     packet_in_rate: int = 200
     grat_arp_lock: float = 5.0
@@ -151,6 +162,19 @@ def _speeds(raw: dict[str, str]) -> dict[str, int]:
     return speeds
 
 
+def _access(raw: dict[str, str]) -> dict[str, int]:
+    vlans = {}
+    for name, value in raw.items():
+        try:
+            vlan = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"[slb] access_ports: {name}: {value!r} is not a VLAN") from None
+        if not 1 <= vlan <= 4094:
+            raise ConfigError(f"[slb] access_ports: {name}: VLAN {vlan} not in 1..4094")
+        vlans[name.strip()] = vlan
+    return vlans
+
+
 _MINIMUMS = {
     "stats_interval": 0.0,
     "load_half_life": 0.1,
@@ -191,6 +215,7 @@ def build_settings(**raw: Any) -> Settings:
             "or 'bridge_uplinks' (e.g. bridge_uplinks = br0=eth1,eth2)"
         )
     values["uplink_speeds"] = _speeds(values.get("uplink_speeds") or {})
+    values["access_ports"] = _access(values.get("access_ports") or {})
     for name, minimum in _MINIMUMS.items():
         if name in values and values[name] is not None and values[name] < minimum:
             raise ConfigError(f"[slb] {name} must be >= {minimum}, got {values[name]}")

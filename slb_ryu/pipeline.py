@@ -32,6 +32,7 @@ KIND_DST = 0x07
 KIND_FLOOD = 0x08
 KIND_TO_UPLINK = 0x09
 KIND_DROP = 0x0A
+KIND_MIGRATION = 0x0B
 FLAG_PINNED = 0x01
 
 
@@ -56,9 +57,12 @@ META_FABRIC_ACTIVE = 1 << 32
 META_FABRIC_STANDBY = 2 << 32
 
 # Groups: one fast-failover group per uplink (id = port number), one flood group of
-# all local ports (id = FLOOD_GROUP_BASE + VLAN, 0 = untagged/all).
+# local ports per VLAN (id = FLOOD_GROUP_BASE + VLAN, 0 = untagged).
 FLOOD_GROUP_BASE = 0x10000
 FLOOD_GROUP = FLOOD_GROUP_BASE
+
+# The meter on every flow that sends unsolicited packets to the controller.
+METER_ID = 1
 
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 LINK_LOCAL_MULTICAST = ("01:80:c2:00:00:00", "ff:ff:ff:ff:ff:f0")
@@ -82,6 +86,7 @@ class FlowSpec:
     actions: tuple[Action, ...] = ()
     write_metadata: int | None = None
     goto: int | None = None
+    meter: int | None = None
 
     @property
     def key(self) -> tuple[int, int, Match]:
@@ -96,6 +101,15 @@ class GroupSpec:
     buckets: tuple[tuple[int | None, tuple[Action, ...]], ...]  # (watch_port, actions)
 
 
+@dataclass(frozen=True)
+class MeterSpec:
+    """A packets-per-second drop meter (rate-limits what the switch sends us)."""
+
+    meter_id: int
+    rate_pps: int
+    burst: int
+
+
 def match(**fields: object) -> Match:
     return tuple(sorted(fields.items()))
 
@@ -105,18 +119,25 @@ def vlan_vid(vlan: int) -> int:
     return OFPVID_PRESENT | vlan if vlan else OFPVID_NONE
 
 
+def vlans(bridge: BridgePlacement) -> list[int]:
+    """VLANs with a flood domain: 0 (untagged), access-port VLANs and learned VLANs."""
+    found = {0} | {p.vlan for p in bridge.local_ports} | {vlan for _, vlan in bridge.macs}
+    return sorted(found)
+
+
+def _controller(table: int, priority: int, fields: Match, kind: int, max_len: int) -> FlowSpec:
+    """A metered flow to the controller: the switch, not the controller, absorbs floods."""
+    return FlowSpec(
+        table, priority, fields, cookie(kind), actions=(("controller", max_len),), meter=METER_ID
+    )
+
+
 def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
-    """Flows that depend on the uplinks and the active uplink, not on MACs."""
+    """Flows that depend on ports, VLANs and the active uplink, not on individual MACs."""
     flows = [
         FlowSpec(TABLE_CLASSIFY, 200, match(eth_dst=LINK_LOCAL_MULTICAST), cookie(KIND_DROP)),
         FlowSpec(TABLE_CLASSIFY, 0, (), cookie(KIND_CLASSIFY), goto=TABLE_LOCAL_SRC),
-        FlowSpec(
-            TABLE_LOCAL_SRC,
-            0,
-            (),
-            cookie(KIND_SRC_MISS),
-            actions=(("controller", CONTROLLER_MAX_LEN),),
-        ),
+        _controller(TABLE_LOCAL_SRC, 0, (), KIND_SRC_MISS, CONTROLLER_MAX_LEN),
         FlowSpec(
             TABLE_UPLINK_IN,
             0,
@@ -126,13 +147,6 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
             goto=TABLE_FORWARD,
         ),
         FlowSpec(TABLE_FORWARD, 0, (), cookie(KIND_DROP)),
-        FlowSpec(
-            TABLE_FORWARD,
-            20,
-            match(metadata=META_FABRIC_ACTIVE),
-            cookie(KIND_FLOOD),
-            actions=(("group", FLOOD_GROUP),),
-        ),
     ]
     if bridge.active_uplink is not None:
         flows.append(
@@ -143,6 +157,30 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
                 cookie(KIND_ADMIT),
                 write_metadata=META_FABRIC_ACTIVE,
                 goto=TABLE_FORWARD,
+            )
+        )
+    for port in bridge.local_ports:
+        if port.vlan:  # access port: tag untagged frames, refuse tagged ones
+            flows += [
+                FlowSpec(
+                    TABLE_CLASSIFY,
+                    100,
+                    match(in_port=port.port_no, vlan_vid=OFPVID_NONE),
+                    cookie(KIND_CLASSIFY),
+                    actions=(("push_vlan", 0x8100), ("set_vlan_vid", vlan_vid(port.vlan))),
+                    goto=TABLE_LOCAL_SRC,
+                ),
+                FlowSpec(TABLE_CLASSIFY, 90, match(in_port=port.port_no), cookie(KIND_DROP)),
+            ]
+    for vlan in vlans(bridge):
+        vid = vlan_vid(vlan)
+        flows.append(
+            FlowSpec(
+                TABLE_FORWARD,
+                20,
+                match(metadata=META_FABRIC_ACTIVE, vlan_vid=vid),
+                cookie(KIND_FLOOD),
+                actions=(("group", FLOOD_GROUP_BASE + vlan),),
             )
         )
     for uplink in bridge.uplinks:
@@ -157,24 +195,35 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
             ),
             FlowSpec(
                 TABLE_FORWARD,
-                20,
-                match(eth_dst=MULTICAST, metadata=port_no),
-                cookie(KIND_FLOOD),
-                actions=(("group", FLOOD_GROUP), ("group", port_no)),
-            ),
-            FlowSpec(
-                TABLE_FORWARD,
                 10,
                 match(metadata=port_no),
                 cookie(KIND_TO_UPLINK),
                 actions=(("group", port_no),),
             ),
         ]
+        for vlan in vlans(bridge):
+            flows.append(
+                FlowSpec(
+                    TABLE_FORWARD,
+                    20,
+                    match(eth_dst=MULTICAST, metadata=port_no, vlan_vid=vlan_vid(vlan)),
+                    cookie(KIND_FLOOD),
+                    actions=(("group", FLOOD_GROUP_BASE + vlan), ("group", port_no)),
+                )
+            )
     return flows
 
 
-def mac_flows(entry: MacEntry) -> list[FlowSpec]:
-    """The four flows of one learned (MAC, VLAN)."""
+def _deliver(bridge: BridgePlacement, port_no: int, vlan: int) -> tuple[Action, ...]:
+    """Output to a local port, untagging for an access port of that VLAN."""
+    port = bridge.ports.get(port_no)
+    if port is not None and port.vlan and port.vlan == vlan:
+        return (("pop_vlan", 0), ("output", port_no))
+    return (("output", port_no),)
+
+
+def mac_flows(bridge: BridgePlacement, entry: MacEntry) -> list[FlowSpec]:
+    """The five flows of one learned (MAC, VLAN)."""
     vid = vlan_vid(entry.vlan)
     flags = FLAG_PINNED if entry.pinned else 0
     src = match(in_port=entry.port_no, eth_src=entry.mac, vlan_vid=vid)
@@ -196,6 +245,13 @@ def mac_flows(entry: MacEntry) -> list[FlowSpec]:
             write_metadata=entry.uplink,
             goto=TABLE_FORWARD,
         ),
+        _controller(
+            TABLE_UPLINK_IN,
+            210,
+            match(eth_src=entry.mac, vlan_vid=vid, eth_type=0x0806),
+            KIND_MIGRATION,
+            SNOOP_MAX_LEN,
+        ),
         FlowSpec(
             TABLE_UPLINK_IN,
             200,
@@ -207,33 +263,47 @@ def mac_flows(entry: MacEntry) -> list[FlowSpec]:
             100,
             match(eth_dst=entry.mac, vlan_vid=vid),
             cookie(KIND_DST),
-            actions=(("output", entry.port_no),),
+            actions=_deliver(bridge, entry.port_no, entry.vlan),
         ),
     ]
 
 
 def groups(bridge: BridgePlacement) -> list[GroupSpec]:
-    """A fast-failover group per uplink (itself first, then the others) and the flood group."""
-    uplinks = [p.port_no for p in bridge.uplinks]
+    """A fast-failover group per uplink and a flood group per VLAN.
+
+    Fast failover: the uplink itself first, then the others in port order; uplinks held
+    down for flapping are left out so the datapath cannot fall back onto them.
+    """
+    uplinks = [p.port_no for p in bridge.uplinks if not p.held]
     specs = []
-    for port_no in uplinks:
-        order = [port_no] + [p for p in uplinks if p != port_no]
-        specs.append(GroupSpec(port_no, "ff", tuple((p, (("output", p),)) for p in order)))
-    specs.append(
-        GroupSpec(
-            FLOOD_GROUP,
-            "all",
-            tuple((None, (("output", p.port_no),)) for p in bridge.local_ports),
+    for port in bridge.uplinks:
+        order = [port.port_no] + [p for p in uplinks if p != port.port_no]
+        if port.held:
+            order = order[1:]
+        specs.append(GroupSpec(port.port_no, "ff", tuple((p, (("output", p),)) for p in order)))
+    for vlan in vlans(bridge):
+        members = [p for p in bridge.local_ports if p.vlan in (0, vlan)]
+        if vlan == 0:
+            members = [p for p in members if not p.vlan]
+        specs.append(
+            GroupSpec(
+                FLOOD_GROUP_BASE + vlan,
+                "all",
+                tuple((None, _deliver(bridge, p.port_no, vlan)) for p in members),
+            )
         )
-    )
     return specs
+
+
+def meters(rate_pps: int) -> list[MeterSpec]:
+    return [MeterSpec(METER_ID, rate_pps, rate_pps)]
 
 
 def desired_flows(bridge: BridgePlacement) -> dict[tuple, FlowSpec]:
     """Every flow the bridge should have, keyed like OpenFlow keys flows."""
     flows = base_flows(bridge)
     for entry in bridge.macs.values():
-        flows += mac_flows(entry)
+        flows += mac_flows(bridge, entry)
     return {f.key: f for f in flows}
 
 

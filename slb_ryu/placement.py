@@ -7,6 +7,7 @@ learning packets. This mirrors Faucet's valve core: state in, decisions out.
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ class Port:
     uplink: bool = False
     tx_bytes: int = 0  # port counters, from OpenFlow port statistics
     rx_bytes: int = 0
+    held: bool = False  # a flapping uplink held out of service
+    vlan: int = 0  # access VLAN of a local port (OVSDB tag); 0 = untagged / trunk
+
+    @property
+    def usable(self) -> bool:
+        """Carries traffic: link up and not held down for flapping."""
+        return self.live and not self.held
 
 
 @dataclass
@@ -109,6 +117,8 @@ class BridgePlacement:
         self.ports: dict[int, Port] = {}
         self.macs: dict[tuple[str, int], MacEntry] = {}
         self.active_uplink: int | None = None
+        self.max_macs_per_port = 0  # 0 = unlimited
+        self._per_port: collections.Counter[int] = collections.Counter()
 
     # ---- ports -------------------------------------------------------------------
 
@@ -119,6 +129,10 @@ class BridgePlacement:
     @property
     def live_uplinks(self) -> list[Port]:
         return [p for p in self.uplinks if p.live]
+
+    @property
+    def usable_uplinks(self) -> list[Port]:
+        return [p for p in self.uplinks if p.usable]
 
     @property
     def local_ports(self) -> list[Port]:
@@ -135,13 +149,22 @@ class BridgePlacement:
     def port_by_name(self, name: str) -> Port | None:
         return next((p for p in self.ports.values() if p.name == name), None)
 
+    def _adopt(self, port: Port) -> Port:
+        """Classify a port and keep what the controller knows beyond the port description."""
+        port.uplink = port.port_no != OFPP_LOCAL and is_uplink_name(port.name, self.uplink_patterns)
+        old = self.ports.get(port.port_no)
+        if old is not None and old.name == port.name:
+            port.held = port.held or old.held
+            port.speed_bps = port.speed_bps or old.speed_bps
+            port.tx_bytes, port.rx_bytes = old.tx_bytes, old.rx_bytes
+            port.vlan = port.vlan or old.vlan
+        return port
+
     def set_ports(self, ports: Iterable[Port], now: float) -> list[Move]:
         """Replace the port list (switch connect); returns the moves it forced."""
+        adopted = [self._adopt(port) for port in ports]
         self.ports = {}
-        for port in ports:
-            port.uplink = port.port_no != OFPP_LOCAL and is_uplink_name(
-                port.name, self.uplink_patterns
-            )
+        for port in adopted:
             self.ports[port.port_no] = port
             if port.port_no == OFPP_LOCAL and not self.name:
                 self.name = port.name
@@ -151,11 +174,8 @@ class BridgePlacement:
 
     def update_port(self, port: Port, now: float) -> list[Move]:
         """A port was added or changed state (link up/down)."""
-        port.uplink = port.port_no != OFPP_LOCAL and is_uplink_name(port.name, self.uplink_patterns)
         old = self.ports.get(port.port_no)
-        if old is not None and old.speed_bps and not port.speed_bps:
-            port.speed_bps = old.speed_bps
-        self.ports[port.port_no] = port
+        self.ports[port.port_no] = self._adopt(port)
         moves: list[Move] = []
         if old is not None and old.name != port.name:
             moves += self._forget_port_macs(port.port_no)
@@ -181,13 +201,22 @@ class BridgePlacement:
         if entry is not None:
             if entry.port_no == in_port:
                 return None
+            self._per_port[entry.port_no] -= 1
+            self._per_port[in_port] += 1
             entry.port_no = in_port
             return Move(mac, vlan, in_port, entry.uplink, entry.uplink, REASON_PORT_MOVE)
+        if self.port_full(in_port):
+            return None
         uplink = self.choose_uplink()
         if uplink is None:
             uplink = self.uplinks[0].port_no if self.uplinks else 0
         self.macs[(mac, vlan)] = MacEntry(mac, vlan, in_port, uplink, since=now)
+        self._per_port[in_port] += 1
         return Move(mac, vlan, in_port, None, uplink, REASON_LEARN)
+
+    def port_full(self, port_no: int) -> bool:
+        """The port already has `max_macs_per_port` MACs (a MAC flood must not grow state)."""
+        return 0 < self.max_macs_per_port <= self._per_port[port_no]
 
     def learn_ip(self, mac: str, vlan: int, ip: str) -> bool:
         """Record an IPv4 address the MAC used (ARP snooping); True when it is new."""
@@ -201,6 +230,7 @@ class BridgePlacement:
         entry = self.macs.pop((mac, vlan), None)
         if entry is None:
             return None
+        self._per_port[entry.port_no] -= 1
         return Move(mac, vlan, entry.port_no, entry.uplink, None, REASON_FORGET)
 
     def move(
@@ -213,8 +243,9 @@ class BridgePlacement:
         port = self.ports.get(uplink)
         if port is None or not port.uplink:
             raise ValueError(f"port {uplink} is not an uplink")
-        if not port.live:
-            raise ValueError(f"uplink {port.name} is down")
+        if not port.usable:
+            state = "held down (flapping)" if port.held else "down"
+            raise ValueError(f"uplink {port.name} is {state}")
         if pin is not None:
             entry.pinned = pin
         if entry.uplink == uplink:
@@ -232,6 +263,8 @@ class BridgePlacement:
                 continue
             if not self.is_uplink(entry.uplink):
                 continue
+            if entry.key not in self.macs:
+                self._per_port[entry.port_no] += 1
             self.macs[entry.key] = entry
             moves.append(
                 Move(entry.mac, entry.vlan, entry.port_no, None, entry.uplink, REASON_RECOVERY)
@@ -249,7 +282,7 @@ class BridgePlacement:
 
     def choose_uplink(self, exclude: int | None = None) -> int | None:
         """Least loaded live uplink, load normalised by link speed; fewest MACs breaks ties."""
-        candidates = [p for p in self.live_uplinks if p.port_no != exclude]
+        candidates = [p for p in self.usable_uplinks if p.port_no != exclude]
         if not candidates:
             return None
         counts = {p.port_no: 0 for p in candidates}
@@ -273,7 +306,7 @@ class BridgePlacement:
 
     def _repair(self, now: float) -> list[Move]:
         """Re-pin MACs whose uplink is dead or gone, and keep a live active uplink."""
-        live = {p.port_no for p in self.live_uplinks}
+        live = {p.port_no for p in self.usable_uplinks}
         if self.active_uplink not in live:
             self.active_uplink = min(live) if live else None
         moves: list[Move] = []

@@ -38,7 +38,7 @@ def test_packet_in_learns_installs_and_reinjects():
     out = core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, now=1.0)
     assert out.reinject
     adds = flow_mods(out, "add")
-    assert len(adds) == 4 and all(pl.cookie_kind(f.cookie) is not None for f in adds)
+    assert len(adds) == 5 and all(pl.cookie_kind(f.cookie) is not None for f in adds)
     again = core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, now=1.1)
     assert again.reinject and again.mods == []
     assert core.events.counters["learn"] == 1
@@ -96,13 +96,14 @@ def test_reconnect_with_same_flows_sends_nothing_and_restart_recovers():
     core, out = connected()
     core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
     core.packet_in(pl.KIND_SRC_MISS, 4, MAC2, 0, None, 1.0)
-    switch_flows = list(core.installed.values())
-    switch_groups = list(core.groups.values())
+    switch_flows = list(core.switch.flows.values())
+    switch_groups = list(core.switch.groups.values())
+    meters = list(core.switch.meters.values())
     # same controller reconnects: nothing to do
-    assert core.connect(ports(), switch_groups, switch_flows, {}, 5.0).mods == []
+    assert core.connect(ports(), switch_groups, switch_flows, {}, 5.0, meters).mods == []
     # a new controller process: recovers placement, sends nothing, no learning packets
     fresh = BridgeCore(1, ["up*"])
-    out = fresh.connect(ports(), switch_groups, switch_flows, {}, 5.0)
+    out = fresh.connect(ports(), switch_groups, switch_flows, {}, 5.0, meters)
     assert out.mods == [] and out.learning == []
     assert {k: e.uplink for k, e in fresh.placement.macs.items()} == {
         k: e.uplink for k, e in core.placement.macs.items()
@@ -112,7 +113,7 @@ def test_reconnect_with_same_flows_sends_nothing_and_restart_recovers():
 def test_sync_removes_stale_flows_and_fixes_changed_ones():
     core, _ = connected()
     core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
-    flows = list(core.installed.values())
+    flows = list(core.switch.flows.values())
     stale = pl.FlowSpec(
         pl.TABLE_FORWARD,
         100,
@@ -121,7 +122,14 @@ def test_sync_removes_stale_flows_and_fixes_changed_ones():
         actions=(("output", 9),),
     )
     fresh = BridgeCore(1, ["up*"])
-    out = fresh.connect(ports(), list(core.groups.values()), flows + [stale], {}, 2.0)
+    out = fresh.connect(
+        ports(),
+        list(core.switch.groups.values()),
+        flows + [stale],
+        {},
+        2.0,
+        list(core.switch.meters.values()),
+    )
     assert [(c, s) for o, c, s in out.mods] == [("delete", stale)]
 
 
@@ -130,14 +138,14 @@ def test_deleted_vm_port_removes_its_flows():
     core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
     out = core.port_status("delete", Port(3, "vm1"), 2.0)
     deletes = flow_mods(out, "delete")
-    assert len(deletes) == 4
+    assert len(deletes) == 5
     assert core.entry(MAC1, 0) is None
 
 
 def src_dst_samples(core, tx, rx, age):
     """Fake flow statistics: every installed per-MAC source/destination flow."""
     samples = []
-    for spec in core.installed.values():
+    for spec in core.switch.flows.values():
         kind = pl.cookie_kind(spec.cookie)
         if kind == pl.KIND_SRC:
             samples.append((spec, tx, age))

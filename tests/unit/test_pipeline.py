@@ -57,7 +57,7 @@ def test_no_active_flow_without_live_uplink():
 
 def test_mac_flows_pin_count_reflect_and_deliver():
     entry = MacEntry("00:00:00:00:00:01", 0, 3, 2, since=0.0, pinned=True)
-    flows = {(f.table, f.priority): f for f in pl.mac_flows(entry)}
+    flows = {(f.table, f.priority): f for f in pl.mac_flows(bridge(), entry)}
     src = flows[(pl.TABLE_LOCAL_SRC, 100)]
     assert dict(src.match) == {"in_port": 3, "eth_src": entry.mac, "vlan_vid": 0}
     assert src.write_metadata == 2 and src.goto == pl.TABLE_FORWARD
@@ -73,7 +73,7 @@ def test_mac_flows_pin_count_reflect_and_deliver():
 
 def test_tagged_vlan_match():
     entry = MacEntry("00:00:00:00:00:01", 10, 3, 1, since=0.0)
-    src = pl.mac_flows(entry)[0]
+    src = pl.mac_flows(bridge(), entry)[0]
     assert dict(src.match)["vlan_vid"] == pl.OFPVID_PRESENT | 10
 
 
@@ -103,7 +103,7 @@ def test_desired_flows_unique_keys_and_recovery_roundtrip():
     bp.learn("00:00:00:00:00:02", 7, 4, 1.0)
     bp.macs[("00:00:00:00:00:02", 7)].pinned = True
     desired = pl.desired_flows(bp)
-    assert len(desired) == len(pl.base_flows(bp)) + 4 * 2
+    assert len(desired) == len(pl.base_flows(bp)) + 5 * 2
     ages = {k: 30.0 for k in desired}
     entries = pl.entries_from_flows(desired.values(), ages, now=100.0)
     got = {(e.mac, e.vlan): (e.port_no, e.uplink, e.pinned, e.since) for e in entries}

@@ -1,0 +1,38 @@
+"""Read port VLAN tags from OVSDB (`ovs-vsctl set port vif1 tag=10` makes vif1 an access
+port). OpenFlow does not carry the tag, and the controller runs next to OVS, so the
+ordinary `ovs-vsctl` client is the simplest reliable reader.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+
+class OvsdbError(RuntimeError):
+    pass
+
+
+def port_tags(bridge: str, timeout: float = 3.0) -> dict[str, int]:
+    """{port name: access VLAN} for the ports of `bridge` that have a tag."""
+    cmd = ["ovs-vsctl", f"--timeout={int(timeout)}", "--format=json", "--", "--columns=name,tag"]
+    try:
+        ports = _run(["ovs-vsctl", f"--timeout={int(timeout)}", "list-ports", bridge], timeout)
+        if not ports.split():
+            return {}
+        raw = _run(cmd + ["list", "Port"] + ports.split(), timeout)
+        table = json.loads(raw)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise OvsdbError(str(exc)) from exc
+    tags = {}
+    for name, tag in table.get("data", []):
+        if isinstance(tag, int) and 1 <= tag <= 4094:
+            tags[str(name)] = tag
+    return tags
+
+
+def _run(cmd: list[str], timeout: float) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 2, check=False)
+    if done.returncode != 0:
+        raise OvsdbError(done.stderr.strip() or f"{cmd[0]} exited {done.returncode}")
+    return done.stdout

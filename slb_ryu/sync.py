@@ -1,0 +1,131 @@
+"""What the switch holds, as the controller believes it, and the diff to what it wants.
+
+Flows are indexed by owner (one learned (MAC, VLAN), or the bridge-wide base) so a
+change to one MAC costs a few dict operations, not a scan of the whole table: a MAC
+flood or a 10,000-MAC bridge must not make every packet-in slow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from slb_ryu import pipeline
+from slb_ryu.pipeline import FlowSpec, GroupSpec, MeterSpec
+
+MAC_KINDS = {
+    pipeline.KIND_SRC,
+    pipeline.KIND_ARP_SNOOP,
+    pipeline.KIND_MIGRATION,
+    pipeline.KIND_REFLECTION,
+    pipeline.KIND_DST,
+}
+
+Mod = tuple[str, str, Any]  # ("flow" | "group" | "meter", "add" | "modify" | "delete", spec)
+MacKey = tuple[str, int]
+
+
+def owner(flow: FlowSpec) -> MacKey | None:
+    """The (MAC, VLAN) a per-MAC flow belongs to; None for bridge-wide flows."""
+    if pipeline.cookie_kind(flow.cookie) not in MAC_KINDS:
+        return None
+    fields = dict(flow.match)
+    mac = fields.get("eth_src") or fields.get("eth_dst")
+    vid = int(fields.get("vlan_vid", 0))
+    return (str(mac), vid & 0xFFF if vid & pipeline.OFPVID_PRESENT else 0)
+
+
+class SwitchState:
+    """Installed flows, groups and meters of one switch, and minimal diffs against them."""
+
+    def __init__(self) -> None:
+        self.flows: dict[tuple, FlowSpec] = {}
+        self.groups: dict[int, GroupSpec] = {}
+        self.meters: dict[int, MeterSpec] = {}
+        self.by_mac: dict[MacKey, set[tuple]] = {}
+        self.base: set[tuple] = set()
+
+    def reset(
+        self,
+        flows: Iterable[FlowSpec],
+        groups: Iterable[GroupSpec],
+        meters: Iterable[MeterSpec],
+    ) -> None:
+        """Adopt what the switch reported (only our cookies count as ours)."""
+        self.flows, self.by_mac, self.base = {}, {}, set()
+        for flow in flows:
+            if pipeline.cookie_kind(flow.cookie) is not None:
+                self._add(flow)
+        self.groups = {g.group_id: g for g in groups}
+        self.meters = {m.meter_id: m for m in meters}
+
+    def sync_all(self, desired: Iterable[FlowSpec]) -> list[Mod]:
+        """Make every flow of ours match `desired`: add, modify, delete."""
+        wanted = {f.key: f for f in desired}
+        return self._sync(wanted, set(self.flows))
+
+    def sync_base(self, desired: Iterable[FlowSpec]) -> list[Mod]:
+        return self._sync({f.key: f for f in desired}, set(self.base))
+
+    def sync_mac(self, key: MacKey, desired: Iterable[FlowSpec]) -> list[Mod]:
+        return self._sync({f.key: f for f in desired}, set(self.by_mac.get(key, ())))
+
+    def sync_groups(self, desired: Iterable[GroupSpec]) -> list[Mod]:
+        mods: list[Mod] = []
+        for spec in desired:
+            have = self.groups.get(spec.group_id)
+            if have != spec:
+                mods.append(("group", "add" if have is None else "modify", spec))
+                self.groups[spec.group_id] = spec
+        return mods
+
+    def stale_groups(self, desired: Iterable[GroupSpec]) -> list[Mod]:
+        """Groups we no longer want (e.g. a VLAN that is gone); sent after the flows."""
+        wanted = {g.group_id for g in desired}
+        return [("group", "delete", self.groups.pop(g)) for g in sorted(set(self.groups) - wanted)]
+
+    def sync_meters(self, desired: Iterable[MeterSpec]) -> list[Mod]:
+        mods: list[Mod] = []
+        for spec in desired:
+            have = self.meters.get(spec.meter_id)
+            if have != spec:
+                mods.append(("meter", "add" if have is None else "modify", spec))
+                self.meters[spec.meter_id] = spec
+        return mods
+
+    def _sync(self, wanted: dict[tuple, FlowSpec], current: set[tuple]) -> list[Mod]:
+        mods: list[Mod] = []
+        for key, spec in wanted.items():
+            have = self.flows.get(key)
+            if have == spec:
+                continue
+            # MODIFY keeps counters (load measurement) but cannot change the cookie.
+            command = "modify" if have is not None and have.cookie == spec.cookie else "add"
+            mods.append(("flow", command, spec))
+            if have is not None:
+                self._remove(key)
+            self._add(spec)
+        for key in sorted(current - set(wanted), key=repr):
+            mods.append(("flow", "delete", self.flows[key]))
+            self._remove(key)
+        return mods
+
+    def _add(self, flow: FlowSpec) -> None:
+        self.flows[flow.key] = flow
+        mac = owner(flow)
+        if mac is None:
+            self.base.add(flow.key)
+        else:
+            self.by_mac.setdefault(mac, set()).add(flow.key)
+
+    def _remove(self, key: tuple) -> None:
+        flow = self.flows.pop(key)
+        mac = owner(flow)
+        if mac is None:
+            self.base.discard(key)
+            return
+        keys = self.by_mac.get(mac)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.by_mac[mac]
