@@ -56,6 +56,7 @@ CHASSIS_DEFAULTS = {
     "uplink_bw": None,
     "remotes": 2,
     "prefix": "",
+    "vlans": None,
 }
 # Fabric port layout: tor/agg eth1 = stack link, eth2 = tor<->agg link.
 _STACK_PORT = 1
@@ -169,6 +170,36 @@ def remote_map(remotes=2, prefix="", **_ignored):
     return out
 
 
+def parse_vlans(vlans):
+    """VLAN list from a list or a string '10:20' / '10+20' / '10 20' (mn's --topo splits
+    its arguments on commas, so a comma cannot separate them there)."""
+    if vlans in (None, "", "None", "none", 0, "0"):
+        return []
+    if isinstance(vlans, (int, str)):
+        vlans = re.split(r"[:+/ ]+", str(vlans).strip())
+    out = [int(v) for v in vlans if str(v).strip()]
+    if any(not 1 <= v <= 4094 for v in out):
+        raise ValueError("VLANs must be 1..4094")
+    return out
+
+
+def host_vlans(hvs=1, vms_per_hv=2, remotes=2, prefix="", vlans=None, **_ignored):
+    """{host: access VLAN} when ``vlans`` is given: each hv's VMs alternate over the VLANs
+    (v11 -> first, v12 -> second, ...); remotes go in pairs (r1, r2 -> first; r3, r4 ->
+    second ...) so every VLAN has a remote on agg1 and on agg2. Empty without ``vlans``."""
+    vids = parse_vlans(vlans)
+    if not vids:
+        return {}
+    names = chassis_names(hvs, 1, vms_per_hv, remotes, prefix)
+    out = {}
+    for vms in names["vms"].values():
+        for k, vm in enumerate(vms):
+            out[vm] = vids[k % len(vids)]
+    for j, r in enumerate(names["remotes"]):
+        out[r] = vids[(j // 2) % len(vids)]  # pairs, so each VLAN has a host on agg1 and agg2
+    return out
+
+
 def _bw_for(uplink_bw, i):
     """Bandwidth (Mbit/s or None) of uplink i (0-based) from a scalar or a list."""
     if isinstance(uplink_bw, (list, tuple)):
@@ -217,10 +248,21 @@ class ChassisHost(Host):
         return r
 
 
-class FabricSwitch(OVSSwitch):
+class _AccessPorts:
+    """Mixin: ``port_vlans={port_no: vid}`` makes those ports 802.1Q access ports
+    (OVSDB ``tag``), set in the same ovs-vsctl transaction that adds the port."""
+
+    def intfOpts(self, intf):  # noqa: N802 (Mininet API)
+        opts = super().intfOpts(intf)
+        vid = (getattr(self, "port_vlans", None) or {}).get(self.ports.get(intf))
+        return opts + (" -- set Port %s tag=%d" % (intf, vid) if vid else "")
+
+
+class FabricSwitch(_AccessPorts, OVSSwitch):
     """Standalone (learning) userspace OVS bridge with RSTP, never controlled."""
 
-    def __init__(self, name, rstp_priority=32768, **params):
+    def __init__(self, name, rstp_priority=32768, port_vlans=None, **params):
+        self.port_vlans = dict(port_vlans or {})
         params.setdefault("failMode", "standalone")
         params.setdefault("datapath", "user")
         super().__init__(name, **params)
@@ -246,14 +288,15 @@ class FabricSwitch(OVSSwitch):
         super().start([])
 
 
-class HvSwitch(OVSSwitch):
+class HvSwitch(_AccessPorts, OVSSwitch):
     """Hypervisor bridge: secure, OpenFlow 1.3, userspace datapath."""
 
-    def __init__(self, name, **params):
+    def __init__(self, name, port_vlans=None, **params):
         params.setdefault("failMode", "secure")
         params.setdefault("datapath", "user")
         params.setdefault("protocols", "OpenFlow13")
         super().__init__(name, **params)
+        self.port_vlans = dict(port_vlans or {})
 
 
 # ---------------------------------------------------------------------------
@@ -266,7 +309,10 @@ class ChassisTopo(Topo):
     hvs: number of hypervisor bridges (1..9); uplinks: uplinks per hv (1..4);
     vms_per_hv: VMs per hv (0..9); uplink_bw: Mbit/s for hv uplinks (None =
     unlimited; a list gives per-uplink values, cycled); remotes: hosts on the
-    aggregation pair (alternating agg1/agg2); prefix: prepended to every node name.
+    aggregation pair (alternating agg1/agg2); prefix: prepended to every node name;
+    vlans: e.g. '10:20' makes VMs and remotes access ports of those VLANs, alternating
+    (hypervisor VM ports and aggregation host ports get an OVSDB ``tag``; links between
+    switches are trunks).
     """
 
     def build(
@@ -277,17 +323,28 @@ class ChassisTopo(Topo):
         uplink_bw=None,
         remotes=2,
         prefix="",
+        vlans=None,
     ):
         hvs, uplinks, vms_per_hv, remotes = int(hvs), int(uplinks), int(vms_per_hv), int(remotes)
+        tags = host_vlans(hvs, vms_per_hv, remotes, prefix, vlans)
         prefix = "" if prefix in (None, "None") else str(prefix)
         _check_params(hvs, uplinks, vms_per_hv, remotes, prefix)
         p = prefix
+        remote_ports = {
+            agg: {
+                int(port.rsplit("eth", 1)[1]): tags[r]
+                for r, (a, port) in remote_map(remotes, p).items()
+                if a == agg and tags.get(r)
+            }
+            for agg in (p + "agg1", p + "agg2")
+        }
         for role in ("agg1", "agg2", "tor1", "tor2"):
             self.addSwitch(
                 p + role,
                 cls=FabricSwitch,
                 dpid=chassis_dpid(role, p),
                 rstp_priority=_RSTP_PRIORITY[role],
+                port_vlans=remote_ports.get(p + role),
             )
         # Stack links (eth1 on both ends) and tor<->agg links (eth2 on both ends).
         self.addLink(p + "tor1", p + "tor2", _STACK_PORT, _STACK_PORT, cls=ChassisLink)
@@ -302,7 +359,14 @@ class ChassisTopo(Topo):
 
         names = chassis_names(hvs, uplinks, vms_per_hv, remotes, p)
         for hv, rows in uplink_map(hvs, uplinks, p).items():
-            self.addSwitch(hv, cls=HvSwitch, dpid=chassis_dpid(hv[len(p) :], p))
+            vm_ports = {
+                uplinks + k: tags[vm]
+                for k, vm in enumerate(names["vms"][hv], start=1)
+                if tags.get(vm)
+            }
+            self.addSwitch(
+                hv, cls=HvSwitch, dpid=chassis_dpid(hv[len(p) :], p), port_vlans=vm_ports
+            )
             # Uplinks first: hvN-eth1..ethU.
             for i, row in enumerate(rows):
                 bw = _bw_for(uplink_bw, i)

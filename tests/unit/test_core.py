@@ -191,3 +191,85 @@ def test_speed_overrides_apply_to_ports():
     assert core.placement.ports[2].speed_bps == 1_000_000_000
     core.port_status("modify", Port(2, "up2", live=False, speed_bps=10), 1.0)
     assert core.placement.ports[2].speed_bps == 1_000_000_000
+
+
+def test_flapping_uplink_is_held_then_released_after_quiet():
+    from slb_ryu.core import Limits
+
+    core = BridgeCore(1, ["up*"], limits=Limits(flap_limit=3, flap_window=10, flap_hold=5))
+    core.connect(ports(), [], [], {}, 0.0)
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 0.5)
+    core.packet_in(pl.KIND_SRC_MISS, 4, MAC2, 0, None, 0.5)
+    moves_before = core.events.counters["move"]
+    t = 1.0
+    for _ in range(3):
+        core.port_status("modify", Port(1, "up1", live=False), t)
+        core.port_status("modify", Port(1, "up1", live=True), t + 0.1)
+        t += 0.2
+    up1 = core.placement.ports[1]
+    assert up1.held and up1.live and not up1.usable
+    assert core.events.counters["uplink-held"] == 1
+    # While held: nothing goes back to it, and the groups no longer fall back onto it.
+    assert all(e.uplink == 2 for e in core.placement.macs.values())
+    assert all(
+        1 not in [b[0] for b in g.buckets] for g in core.switch.groups.values() if g.type == "ff"
+    )
+    # Only the first down moved MACs; the later bounces moved nothing.
+    assert core.events.counters["move"] - moves_before == 1
+    assert core.tick(t + 1.0).mods == []  # not quiet yet
+    out = core.tick(t + 5.0)
+    assert not core.placement.ports[1].held and out.mods
+    assert core.events.counters["uplink-released"] == 1
+
+
+def test_gratuitous_arp_from_fabric_means_migration_unless_locked():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, "10.0.0.1", 1.0)
+    # The VM's own GARP seen on its port, then its reflection from the fabric: ignored.
+    core.packet_in(pl.KIND_ARP_SNOOP, 3, MAC1, 0, "10.0.0.1", 2.0, garp=True)
+    out = core.packet_in(pl.KIND_MIGRATION, 1, MAC1, 0, "10.0.0.1", 2.1, garp=True)
+    assert out.mods == [] and core.entry(MAC1, 0) is not None
+    # A non-gratuitous ARP reflection: dropped, counted.
+    core.packet_in(pl.KIND_MIGRATION, 1, MAC1, 0, "10.0.0.1", 9.0, garp=False)
+    assert core.entry(MAC1, 0) is not None
+    assert core.events.counters["reflection_dropped"] == 1
+    # Later a GARP from the fabric: the VM lives elsewhere now.
+    out = core.packet_in(pl.KIND_MIGRATION, 2, MAC1, 0, "10.0.0.1", 9.5, garp=True)
+    assert core.entry(MAC1, 0) is None
+    assert len(flow_mods(out, "delete")) == 5
+    assert core.events.counters["migrated-away"] == 1
+
+
+def test_learning_packets_we_send_lock_the_mac():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    uplink = core.entry(MAC1, 0).uplink
+    core.port_status("modify", Port(uplink, f"up{uplink}", live=False), 2.0)
+    core.packet_in(pl.KIND_MIGRATION, 1, MAC1, 0, "10.0.0.1", 3.0, garp=True)
+    assert core.entry(MAC1, 0) is not None
+    assert core.events.counters["garp_lock_ignored"] == 1
+
+
+def test_mac_limit_per_port_counts_drops():
+    from slb_ryu.core import Limits
+
+    core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=2))
+    core.connect(ports(), [], [], {}, 0.0)
+    for i in range(5):
+        out = core.packet_in(pl.KIND_SRC_MISS, 3, f"02:00:00:00:01:{i:02x}", 0, None, 1.0)
+    assert len(core.placement.macs) == 2 and not out.reinject
+    assert core.events.counters["mac_limit_drop"] == 3
+    core.packet_in(pl.KIND_SRC_MISS, 4, MAC2, 0, None, 1.0)
+    assert core.entry(MAC2, 0) is not None  # other ports unaffected
+
+
+def test_access_port_frames_are_reinjected_untagged():
+    core = BridgeCore(1, ["up*"], access_vlans={"vm1": 10})
+    core.connect(ports(), [], [], {}, 0.0)
+    out = core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 10, None, 1.0)
+    assert out.reinject and out.untag
+    out = core.packet_in(pl.KIND_SRC_MISS, 4, MAC2, 0, None, 1.0)
+    assert out.reinject and not out.untag
+    # Re-tagging a port in OVSDB forgets its MACs (they belong to another VLAN now).
+    core.set_access_vlans({"vm1": 20}, 2.0)
+    assert core.entry(MAC1, 10) is None

@@ -50,3 +50,10 @@ def test_malformed_frames_are_none_not_exceptions():
     assert frames.parse(qinq + b"\x00" * 40) is not None
     odd = bytes.fromhex("ffffffffffff020000000101ffff") + b"\x01" * 46
     assert frames.parse(odd).ethertype == 0xFFFF
+
+
+def test_untag_removes_only_an_outer_8021q_tag():
+    tagged = learning_packets.gratuitous_arp(MAC, "10.0.0.11", vid=10)
+    plain = learning_packets.gratuitous_arp(MAC, "10.0.0.11")
+    assert frames.untag(tagged)[:42] == plain[:42]
+    assert frames.untag(plain) == plain

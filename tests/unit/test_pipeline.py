@@ -109,3 +109,61 @@ def test_desired_flows_unique_keys_and_recovery_roundtrip():
     got = {(e.mac, e.vlan): (e.port_no, e.uplink, e.pinned, e.since) for e in entries}
     want = {k: (e.port_no, e.uplink, e.pinned, 70.0) for k, e in bp.macs.items()}
     assert got == want
+
+
+def vlan_bridge():
+    bp = BridgePlacement(1, ["up*"])
+    ports = [Port(OFPP_LOCAL, "br"), Port(1, "up1"), Port(2, "up2")]
+    ports += [Port(3, "vm10", vlan=10), Port(4, "vm20", vlan=20), Port(5, "trunk")]
+    bp.set_ports(ports, 0.0)
+    return bp
+
+
+def test_access_port_tags_on_ingress_and_untags_on_delivery():
+    bp = vlan_bridge()
+    flows = pl.base_flows(bp)
+    push = [f for f in flows if f.table == 0 and dict(f.match).get("in_port") == 3]
+    tagging = [f for f in push if f.priority == 100][0]
+    assert dict(tagging.match)["vlan_vid"] == pl.OFPVID_NONE
+    assert tagging.actions == (("push_vlan", 0x8100), ("set_vlan_vid", pl.OFPVID_PRESENT | 10))
+    assert [f.actions for f in push if f.priority == 90] == [()]  # tagged frames: drop
+    bp.learn("02:00:00:00:00:0a", 10, 3, 1.0)
+    bp.learn("02:00:00:00:00:0b", 10, 5, 1.0)  # a trunk VM sending tagged frames
+    entries = {e.port_no: e for e in bp.macs.values()}
+    dst = [f for f in pl.mac_flows(bp, entries[3]) if f.table == pl.TABLE_FORWARD][0]
+    assert dst.actions == (("pop_vlan", 0), ("output", 3))
+    dst = [f for f in pl.mac_flows(bp, entries[5]) if f.table == pl.TABLE_FORWARD][0]
+    assert dst.actions == (("output", 5),)
+
+
+def test_flood_groups_per_vlan_contain_only_that_vlan_and_trunks():
+    groups = {g.group_id: g for g in pl.groups(vlan_bridge())}
+    members = {
+        vid: sorted(b[1][-1][1] for b in groups[pl.FLOOD_GROUP_BASE + vid].buckets)
+        for vid in (0, 10, 20)
+    }
+    assert members == {0: [5, OFPP_LOCAL], 10: [3, 5, OFPP_LOCAL], 20: [4, 5, OFPP_LOCAL]}
+    assert groups[pl.FLOOD_GROUP_BASE + 10].buckets[0][1][0] == ("pop_vlan", 0)
+
+
+def test_fabric_broadcast_flood_is_per_vlan_and_unknown_vlans_are_dropped():
+    bp = vlan_bridge()
+    fabric = [
+        f
+        for f in pl.base_flows(bp)
+        if f.table == 3 and dict(f.match).get("metadata") == pl.META_FABRIC_ACTIVE
+    ]
+    by_vid = {dict(f.match)["vlan_vid"]: f.actions for f in fabric}
+    assert by_vid == {
+        pl.OFPVID_NONE: (("group", pl.FLOOD_GROUP_BASE),),
+        pl.OFPVID_PRESENT | 10: (("group", pl.FLOOD_GROUP_BASE + 10),),
+        pl.OFPVID_PRESENT | 20: (("group", pl.FLOOD_GROUP_BASE + 20),),
+    }
+
+
+def test_held_uplink_left_out_of_fast_failover_groups():
+    bp = bridge()
+    bp.ports[2].held = True
+    groups = {g.group_id: g for g in pl.groups(bp)}
+    assert [b[0] for b in groups[1].buckets] == [1]
+    assert [b[0] for b in groups[2].buckets] == [1]
