@@ -2,7 +2,8 @@
 
 Starts OVS and the controller, shows the VMs pinned to both uplinks (REST) and what
 the top-of-rack switches learned, kills one uplink's far end while a VM pings every
-10 ms, shows the failover, brings the uplink back, and tears everything down.
+10 ms, shows the failover, brings the uplink back, drives TCP traffic so the rebalancer
+spreads the VMs again, and tears everything down.
 
 Run as root from the repo's venv: `make demo` (or `.venv/bin/python -m slb_ryu.demo`).
 """
@@ -10,6 +11,7 @@ Run as root from the repo's venv: `make demo` (or `.venv/bin/python -m slb_ryu.d
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -18,7 +20,12 @@ from slb_ryu import testbed as tb
 CONFIG = """
 [slb]
 uplinks = hv1-eth1, hv1-eth2
+stats_interval = 1
+load_half_life = 2
+rebalance_interval = 5
+min_dwell = 5
 """
+UPLINK_MBITS = 10
 VMS = ["v11", "v12", "v13", "v14"]
 
 
@@ -34,7 +41,9 @@ def show(ctl: tb.Controller, title: str) -> None:
     rows = ctl.get_json("/slb/v1/placement")
     for row in rows:
         row["ips"] = ",".join(row["ips"])
-    print(table(rows, ["mac", "vlan", "port", "uplink", "ips", "pinned"]))
+    for row in rows:
+        row["tx_bps"], row["rx_bps"] = int(row["tx_bps"]), int(row["rx_bps"])
+    print(table(rows, ["mac", "vlan", "port", "uplink", "ips", "pinned", "tx_bps", "rx_bps"]))
     print()
     print(table(ctl.get_json("/slb/v1/uplinks"), ["name", "port_no", "live", "active", "macs"]))
 
@@ -78,6 +87,44 @@ def failover(net, ctl: tb.Controller, uplink_map: list[dict]) -> None:
     print(f"\n== {dead} is back; every VM reaches r2: {ok}")
 
 
+def rebalance(net, ctl: tb.Controller) -> None:
+    """Every VM sits on the surviving uplink now; traffic makes the rebalancer spread them."""
+    print("\n== rebalance: all VMs are on one uplink; each sends TCP (iperf3) to a remote")
+    print(f"   (uplinks limited to {UPLINK_MBITS} Mbit/s; rebalance every 5 s)")
+    remotes = [net.get("r1"), net.get("r2")]
+    servers = [remotes[i % 2].popen(["iperf3", "-s", "-1", "-p", str(5201 + i)]) for i in range(4)]
+    time.sleep(1.0)
+    clients = [
+        net.get(vm).popen(
+            ["iperf3", "-c", remotes[i % 2].IP(), "-p", str(5201 + i), "-t", "16", "-J"]
+        )
+        for i, vm in enumerate(VMS)
+    ]
+    t0 = time.monotonic()
+    try:
+        tb.wait_until(
+            lambda: len({r["uplink"] for r in ctl.get_json("/slb/v1/placement")}) == 2,
+            timeout=15,
+            interval=0.5,
+            desc="both uplinks in use",
+        )
+        print(f"   both uplinks carry VMs {time.monotonic() - t0:.1f} s after traffic started")
+        moves = [e for e in ctl.get_json("/slb/v1/events") if e.get("reason") == "rebalance"]
+        for e in moves:
+            print(f"   event: move {e['mac']} {e['from']} -> {e['to']} (rebalance)")
+        show(ctl, "placement during the transfer (tx_bps/rx_bps = smoothed bytes/s)")
+        results = [json.loads(c.communicate(timeout=40)[0]) for c in clients]
+        total = sum(r["end"]["sum_received"]["bits_per_second"] for r in results)
+        print(
+            f"\n   aggregate TCP throughput {total / 1e6:.1f} Mbit/s "
+            f"over two {UPLINK_MBITS} Mbit/s uplinks"
+        )
+    finally:
+        for p in clients + servers:
+            if p.poll() is None:
+                p.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--of-port", type=int, default=6653)
@@ -87,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ctl = tb.Controller(config=CONFIG, of_port=args.of_port, ws_port=args.ws_port).start()
     net = None
     try:
-        topo = dict(hvs=1, uplinks=2, vms_per_hv=4, remotes=2)
+        topo = dict(hvs=1, uplinks=2, vms_per_hv=4, remotes=2, uplink_bw=UPLINK_MBITS)
         print("building the virtual chassis (tor1/tor2 stacked, agg1/agg2 stacked, RSTP)...")
         net = tb.start_network(controller_port=args.of_port, **topo)
         uplink_map = tb.load_chassis().uplink_map(**topo)["hv1"]
@@ -97,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         show(ctl, "placement: each VM MAC pinned to one uplink")
         show_tor_tables(net, {vm: net.get(vm).MAC() for vm in VMS}, uplink_map)
         failover(net, ctl, uplink_map)
+        show_tor_tables(net, {vm: net.get(vm).MAC() for vm in VMS}, uplink_map)
+        rebalance(net, ctl)
         show_tor_tables(net, {vm: net.get(vm).MAC() for vm in VMS}, uplink_map)
         return 0
     finally:
