@@ -376,6 +376,8 @@ class BridgeCore:
         name = self.placement.port_name
         kinds = {REASON_LEARN: "learn", REASON_FORGET: "forget", REASON_RECOVERY: "recover"}
         for m in moves:
+            if m.reason not in kinds:
+                self.events.count(f"move:{m.reason}")
             self.events.add(
                 now,
                 kinds.get(m.reason, "move"),

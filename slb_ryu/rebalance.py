@@ -27,8 +27,8 @@ largest drop, provided
   (OVS's "improvement >= 10% of the deviation from the ideal split"), except that a MAC
   carrying >= min_load that does not overshoot (x <= x*) is always worth it: with many
   small MACs no single move can close 10% of a large gap, and the per-run budget
-  `max_moves`, not a gain threshold, must be what paces such a rebalance (OVS 2.x stalls
-  there: a returning uplink never gets load back);
+  `max_moves`, not a gain threshold, must be what paces such a rebalance (OVS's per-bucket
+  rule stalls there: a returning uplink barely gets load back);
 
 ties go to the receiver left least loaded, then the lower port number. Gates against
 chasing noise: no sender below `min_load`; no pair whose gap is under `tolerance` of the
@@ -77,10 +77,12 @@ class MacLoad:
 
 @dataclass(frozen=True)
 class RebalanceParams:
-    # A move must shrink the normalised gap between sender and receiver by at least this
-    # fraction (OVS: 10% of the deviation from the ideal split).
+    # A move must cut the pair's normalised excess by at least this fraction (OVS: 10% of
+    # the deviation from the ideal split), unless the MAC carries >= min_load and does not
+    # overshoot (see the module docstring: many small MACs).
     min_gain: float = 0.10
-    # bytes/s (100 kbit/s): an uplink carrying less is noise, nothing moves off it.
+    # bytes/s (100 kbit/s): an uplink carrying less is noise, nothing moves off it; pairs
+    # closer than this (in bytes) are left alone.
     min_load: float = 12500.0
     # s a MAC stays put after any placement change (bounds upstream MAC flapping).
     min_dwell: float = 30.0

@@ -69,7 +69,7 @@ def test_rebalance_spreads_vms_started_on_one_uplink(network_factory, controller
         ]
     )
     servers = []
-    for i, name in enumerate(VMS):
+    for i in range(len(VMS)):
         remote = r1 if i % 2 == 0 else r2
         servers.append(remote.popen(["iperf3", "-s", "-1", "-p", str(5201 + i)]))
     time.sleep(1.0)

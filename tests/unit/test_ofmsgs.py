@@ -1,8 +1,8 @@
 """Specs to Ryu messages and back: what the app sends is what recovery reads."""
 
+from ryu.ofproto import ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
-from ryu.ofproto import ofproto_protocol
 
 from slb_ryu import ofmsgs, pipeline
 from slb_ryu.placement import OFPP_LOCAL, BridgePlacement, Port
