@@ -21,10 +21,10 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from slb_ryu import rest
+from slb_ryu import rest, rest_input, rest_views
 
 P = rest.PREFIX
-DOC = yaml.safe_load(rest.OPENAPI_PATH.read_text())
+DOC = yaml.safe_load(rest_views.OPENAPI_PATH.read_text())
 REGISTRY = Registry().with_resource(
     "urn:slb-openapi", Resource.from_contents(DOC, default_specification=DRAFT202012)
 )
@@ -533,7 +533,7 @@ def test_read_only_refuses_writes(path, body):
 
 
 def test_body_too_large(client):
-    resp = client.request("POST", f"{P}/rebalance", raw=b" " * (rest.MAX_BODY + 1))
+    resp = client.request("POST", f"{P}/rebalance", raw=b" " * (rest_input.MAX_BODY + 1))
     checked(resp, "POST", "/rebalance", 413)
 
 
