@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-integration lint format clean-net clean
+.PHONY: setup demo test test-unit test-integration lint format bench clean-net clean
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,14 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Benchmarks (bench/README.md): matplotlib for the plots (pinned, requirements-bench.txt),
+# then the algorithm comparison (~20 s, no root) and the live Mininet comparison against
+# OVS balance-slb (~3 min, root). They rewrite bench/*.png and bench/live-results.json.
+bench: setup
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements-bench.txt
+	$(PY) bench/algorithm.py
+	$(PY) bench/live.py
 
 # Crash recovery: remove the chassis topology's bridges/interfaces/host shells
 # by name (PREFIX= the name prefix used, default none). Never `mn -c`.

@@ -33,6 +33,8 @@ from slb_ryu.placement import (
 from slb_ryu.rebalance import DEFAULT_PARAMS, MacLoad, RebalanceParams, UplinkState, imbalance, plan
 from slb_ryu.sync import Mod, SwitchState
 
+REINJECT_BUDGET = 3  # packets of a newly learned MAC sent back through the pipeline
+
 
 @dataclass
 class LearningPackets:
@@ -98,6 +100,7 @@ class BridgeCore:
         self.flaps = FlapGuard(limits.flap_limit, limits.flap_window, limits.flap_hold)
         self.announced = AnnounceLock(limits.grat_arp_lock)
         self.switch = SwitchState()
+        self.reinjected: dict[tuple[str, int], int] = {}
         self.synced = False
 
     @property
@@ -197,8 +200,17 @@ class BridgeCore:
             move = self.placement.learn(src, vlan, in_port, now)
             if move is not None:
                 out = self._apply([move], now)
+                self.reinjected[key] = 0
             entry = self.placement.macs.get(key)
-            out.reinject = entry is not None and entry.port_no == in_port
+            # Re-inject the first few packets of a MAC that was just learned (a burst can
+            # arrive before its flows are in). A known MAC that still misses cannot match
+            # its flows (e.g. a tag OVS parses differently): re-injecting would loop.
+            budget = self.reinjected.get(key, REINJECT_BUDGET)
+            out.reinject = (
+                entry is not None and entry.port_no == in_port and budget < REINJECT_BUDGET
+            )
+            if out.reinject:
+                self.reinjected[key] = budget + 1
             port = self.placement.ports.get(in_port)
             out.untag = out.reinject and port is not None and bool(port.vlan) and vlan == port.vlan
             if not out.reinject:
@@ -339,6 +351,7 @@ class BridgeCore:
             if key not in self.placement.macs:
                 self.loads.forget(key)
                 self.announced.forget(key)
+                self.reinjected.pop(key, None)
             out.mods += self._mac_mods(key)
         out.mods += self.switch.stale_groups(groups)
         self._learning(moves, out, now)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from ryu.lib.packet import arp, ethernet, packet, vlan
 
+ETH_TYPE_ARP = 0x0806
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -33,11 +35,15 @@ def parse(data: bytes) -> Frame | None:
     eth = pkt.get_protocol(ethernet.ethernet)
     if eth is None:
         return None
-    tags = pkt.get_protocols(vlan.vlan)
+    # Outer tag first, whether 802.1Q or 802.1ad (Ryu parses the latter as `svlan`, a
+    # sibling class): OpenFlow's vlan_vid, and so our flows, see the outer one.
+    tags = [p for p in pkt.protocols if isinstance(p, vlan._vlan)]
     vid = tags[0].vid if tags else 0
     ethertype = tags[-1].ethertype if tags else eth.ethertype
     frame = Frame(src=eth.src.lower(), dst=eth.dst.lower(), vlan=vid, ethertype=ethertype)
     req = pkt.get_protocol(arp.arp)
+    if ethertype == ETH_TYPE_ARP and req is None:
+        return None  # truncated ARP: ryu.lib.packet stops parsing silently
     if req is not None and isinstance(req.src_ip, str):
         frame = Frame(
             frame.src,

@@ -84,6 +84,8 @@ def uplinks_view(bridges: dict[int, BridgeCore], dpid: int | None = None) -> lis
                     "name": port.name,
                     "port_no": port.port_no,
                     "live": bool(port.live),
+                    "held": bool(port.held),
+                    "usable": bool(port.usable),
                     "active": placement.active_uplink == port.port_no,
                     "speed_bps": int(port.speed_bps),
                     "macs": len(macs),
@@ -109,6 +111,7 @@ def bridges_view(app: Any) -> list[dict]:
                 "synced": bool(core.synced),
                 "uplinks": [p.name for p in placement.uplinks],
                 "live_uplinks": [p.name for p in placement.live_uplinks],
+                "held_uplinks": [p.name for p in placement.uplinks if p.held],
                 "active_uplink": placement.port_name(active) if active is not None else None,
                 "local_ports": [port_label(core, p.port_no) for p in placement.local_ports],
                 "macs": len(placement.macs),
@@ -168,7 +171,8 @@ def health_view(app: Any) -> dict:
     problems = []
     for dpid, core in sorted(app.bridges.items()):
         connected = dpid in app.datapaths
-        live = [p.name for p in core.placement.live_uplinks]
+        live = [p.name for p in core.placement.usable_uplinks]
+        held = [p.name for p in core.placement.uplinks if p.held]
         bridges[dpid_str(dpid)] = {
             "name": core.placement.name,
             "connected": connected,
@@ -182,7 +186,9 @@ def health_view(app: Any) -> dict:
         elif not core.synced:
             problems.append(f"bridge {label} is not synced yet")
         if not live:
-            problems.append(f"bridge {label} has no live uplink")
+            problems.append(f"bridge {label} has no usable uplink")
+        for name in held:
+            problems.append(f"uplink {name} of bridge {label} is held down (flapping)")
     started = getattr(app, "started", None)
     return {
         "status": "degraded" if problems else "ok",

@@ -584,3 +584,114 @@ def stop_network(net):
     if any(leftovers.values()):
         chassis.cleanup_chassis(prefix)
     return leftovers
+
+
+# ---------------------------------------------------------------------------
+# fault injection helpers (tests/integration/test_reliability.py)
+
+_SEND_SCRIPT = r"""
+import socket, sys, time
+ifname, path, duration = sys.argv[1], sys.argv[2], float(sys.argv[3])
+frames = [bytes.fromhex(ln) for ln in open(path) if ln.strip()]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+start = time.time()
+print("first=%.6f" % start, flush=True)
+for i, frame in enumerate(frames):
+    if duration:
+        due = start + duration * i / len(frames)
+        delay = due - time.time()
+        if delay > 0:
+            time.sleep(delay)
+    try:
+        s.send(frame)
+    except OSError as exc:
+        print("error=%r" % (exc,), flush=True)
+print("sent=%d last=%.6f" % (len(frames), time.time()), flush=True)
+"""
+
+
+def send_frames_in(node, ifname, frames, duration=0.0, timeout=60):
+    """Send raw Ethernet frames out of ifname inside a Mininet node's namespace.
+
+    Frames go out back to back, or spread evenly over ``duration`` seconds. Returns
+    {'first': epoch of the first send, 'last': epoch after the last, 'sent': n, 'errors': [..]}.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="slb-frames-"))
+    try:
+        (tmp / "send.py").write_text(_SEND_SCRIPT)
+        (tmp / "frames.hex").write_text("\n".join(f.hex() for f in frames) + "\n")
+        out = node.cmd(
+            "timeout %d %s %s %s %s %s"
+            % (timeout, VENV_BIN / "python", tmp / "send.py", ifname, tmp / "frames.hex", duration)
+        )
+    finally:
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+    first = re.search(r"first=([\d.]+)", out)
+    done = re.search(r"sent=(\d+) last=([\d.]+)", out)
+    if not first or not done:
+        raise HarnessError("sending frames in %s failed:\n%s" % (node.name, out))
+    return {
+        "first": float(first.group(1)),
+        "last": float(done.group(2)),
+        "sent": int(done.group(1)),
+        "errors": re.findall(r"error=(.*)", out),
+    }
+
+
+def rss_kb(pid):
+    """Resident set size (VmRSS, kB) of a process."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise HarnessError("no VmRSS for pid %d" % pid)
+
+
+def normalise_flows(lines):
+    """Sorted dump-flows lines without counters and ages (to compare tables)."""
+    out = []
+    for line in lines:
+        line = re.sub(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*", "", line)
+        out.append(line.strip())
+    return sorted(out)
+
+
+def port_counters(bridge):
+    """{port_no: {'rx_pkts', 'tx_pkts', 'tx_drop'}} from ``ovs-ofctl dump-ports``."""
+    out = sh(["ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "dump-ports", bridge], timeout=8)
+    ports = {}
+    for m in re.finditer(
+        r"port\s+(\w+):\s*rx pkts=(\d+).*?tx pkts=(\d+), bytes=\S+, drop=(\d+)", out, re.S
+    ):
+        if m.group(1).isdigit():
+            ports[int(m.group(1))] = {
+                "rx_pkts": int(m.group(2)),
+                "tx_pkts": int(m.group(3)),
+                "tx_drop": int(m.group(4)),
+            }
+    return ports
+
+
+def group_bucket_packets(bridge):
+    """{group_id: [packet_count per bucket]} from ``ovs-ofctl dump-group-stats``."""
+    out = sh(
+        ["ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "dump-group-stats", bridge], timeout=8
+    )
+    groups = {}
+    for line in out.splitlines():
+        m = re.search(r"group_id=(\d+)", line)
+        if m:
+            buckets = re.findall(r"bucket\d+:packet_count=(\d+)", line)
+            groups[int(m.group(1))] = [int(b) for b in buckets]
+    return groups
+
+
+def reply_times(ping_output):
+    """[(epoch, icmp_seq)] of the replies in ``ping -D`` output."""
+    return [
+        (float(t), int(s))
+        for t, s in re.findall(r"^\[([\d.]+)\].*icmp_seq=(\d+)", ping_output, re.M)
+    ]

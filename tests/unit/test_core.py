@@ -273,3 +273,11 @@ def test_access_port_frames_are_reinjected_untagged():
     # Re-tagging a port in OVSDB forgets its MACs (they belong to another VLAN now).
     core.set_access_vlans({"vm1": 20}, 2.0)
     assert core.entry(MAC1, 10) is None
+
+
+def test_reinjection_is_bounded_for_a_mac_whose_flows_cannot_match():
+    """A frame that keeps missing table 1 after its MAC was learned must not loop."""
+    core, _ = connected()
+    results = [core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0).reinject for _ in range(10)]
+    assert results == [True, True, True] + [False] * 7
+    assert core.events.counters["packet_in_dropped"] == 7

@@ -135,7 +135,7 @@ def test_health_degraded_when_a_bridge_is_gone_or_has_no_live_uplink(client):
     health = checked(client.get(f"{P}/health"), "GET", "/health")
     assert health["status"] == "degraded"
     assert "bridge hv2 is not connected" in health["problems"]
-    assert "bridge hv1 has no live uplink" in health["problems"]
+    assert "bridge hv1 has no usable uplink" in health["problems"]
 
 
 def test_uplinks_state_speed_load_counters(client):
@@ -156,6 +156,8 @@ def test_uplinks_state_speed_load_counters(client):
         "name": "hv1-eth1",
         "port_no": 1,
         "live": True,
+        "held": False,
+        "usable": True,
         "active": True,
         "speed_bps": 10_000_000_000,
         "macs": eth1["macs"],

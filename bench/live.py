@@ -1,0 +1,753 @@
+"""Live benchmark in Mininet: slb-ryu against Open vSwitch's own balance-slb bond.
+
+Same run, same topology, same traffic, twice: first with our controller (``ryu-manager
+slb_ryu.app``) on the hypervisor bridge, then with that bridge turned into a plain
+standalone OVS bridge whose two uplinks form one ``bond_mode=balance-slb`` bond.
+
+Topology: ``mininet/chassis.py`` with prefix ``b`` (``btor1``, ``bhv1``, ``bv11``...),
+1 hypervisor, 2 uplinks of 10 Mbit/s (``bhv1-eth1`` to ``btor1``, ``bhv1-eth2`` to
+``btor2``), 4 VMs, 2 remotes. Both systems rebalance every 5 s.
+
+Per system:
+
+1. *Time until both uplinks are used.* The far end of uplink 2 (``btor2-eth3``) is down
+   while the VMs first send, so every VM lands on uplink 1; then it comes back (a returning
+   uplink takes nothing by itself in either system). One dwell time (5 s) after the last
+   VM was learned (``--no-settle``: at once), iperf3 from each VM to a remote (4 TCP
+   flows). The uplinks' tx counters (``/sys/class/net/bhv1-ethN/statistics``) are
+   sampled every 0.5 s; reported: seconds from traffic start to the end of the first
+   0.5 s in which both carried more than 1 Mbit/s.
+2. *Aggregate throughput*: the 4 flows' iperf3 rates summed, averaged over the last 8 s
+   (quick: 4 s). Two 10 Mbit/s uplinks: 20 Mbit/s at most.
+3. *Failover loss window*: ``bv11`` pings ``br1`` every 10 ms; the far end of the uplink
+   carrying it goes down (ours: REST placement; OVS: ``ovs-appctl bond/show``, checked
+   against the tx counters); the longest run of lost pings x 10 ms.
+
+Also reported: MAC moves while the flows ran (ours: REST events; OVS: "shift ... load"
+lines in ovs-vswitchd.log; one OVS shift moves a bucket, here one MAC per bucket).
+Each system runs twice (ours, OVS, ours, OVS); the table shows the median and each run.
+
+    .venv/bin/python bench/live.py            # full run (~3 min): table, bench/live-results.json,
+                                              # bench/live.png
+    .venv/bin/python bench/live.py --quick    # smoke run (~1 min, iperf3 -t 10, 1 run each):
+                                              # table only
+    .venv/bin/python bench/live.py --only ovs # one system
+
+Root, Open vSwitch (userspace datapath) and the project venv are needed (``make setup``).
+Nothing here runs ``mn -c``: each network is stopped with ``testbed.stop_network`` (by
+name, prefix ``b``), the controller by its pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from slb_ryu import testbed as tb  # noqa: E402
+
+PREFIX = "b"
+OF_PORT, WS_PORT = 6656, 8083
+BW = 10  # Mbit/s per uplink
+REBALANCE = 5  # s, both systems
+TOPO = dict(hvs=1, uplinks=2, vms_per_hv=4, remotes=2, uplink_bw=BW, prefix=PREFIX)
+HV = PREFIX + "hv1"
+UPLINKS = [HV + "-eth1", HV + "-eth2"]
+VMS = [PREFIX + "v1%d" % k for k in range(1, 5)]
+REMOTES = [PREFIX + "r1", PREFIX + "r2"]
+BOND = PREFIX + "bond0"  # port names are global in OVSDB: prefixed like everything else
+CONFIG = f"""
+[slb]
+uplinks = {", ".join(UPLINKS)}
+stats_interval = 1
+load_half_life = 2
+rebalance_interval = {REBALANCE}
+min_dwell = {REBALANCE}
+"""
+VSWITCHD_LOG = Path("/var/log/openvswitch/ovs-vswitchd.log")
+SAMPLE = 0.5  # s between tx counter samples
+USED_BPS = 1e6  # "used": more than 1 Mbit/s in a sample
+PING_MS = 10
+SYSTEMS = {"ours": "slb-ryu", "ovs": "OVS balance-slb"}
+
+
+class Quick:
+    iperf_s = 10
+    window_s = 4
+    pings = 300
+    down_after_s = 1.0
+    runs = 1
+    run_s = 45  # typical length of one system's run, to plan within the budget
+    budget_s = 140
+
+
+class Full:
+    iperf_s = 25
+    window_s = 8
+    pings = 500
+    down_after_s = 1.5
+    runs = 2
+    run_s = 60
+    budget_s = 330
+
+
+class BudgetExceeded(Exception):  # noqa: N818
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[live {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# counters, bond state
+
+
+def tx_bytes(ifname: str) -> int:
+    with open(f"/sys/class/net/{ifname}/statistics/tx_bytes") as f:
+        return int(f.read())
+
+
+def far_end(uplink: str) -> str:
+    """ToR port facing a hv uplink (``btor2-eth3`` for ``bhv1-eth2``)."""
+    rows = tb.load_chassis().uplink_map(**TOPO)[HV]
+    return next(r["tor_port"] for r in rows if r["uplink"] == uplink)
+
+
+def bond_show() -> str:
+    return tb.sh(["ovs-appctl", "--timeout=5", "bond/show", BOND], timeout=7)
+
+
+_MEMBER_RE = re.compile(r"^(?:member|slave) (\S+): (enabled|disabled)")
+_HASH_RE = re.compile(r"^\s+hash (\d+): (\d+) kB load")
+_BASIS_RE = re.compile(r"^bond-hash-basis: (\d+)", re.M)
+
+
+def bond_state() -> dict:
+    """{'enabled': {member: bool}, 'hashes': {bucket: member}, 'basis': int} from
+    ``bond/show``. It lists, per member, the hash buckets that carried at least 1 kB
+    since the last rebalance halved them (not their MACs: ``bond/hash`` maps a MAC to
+    its bucket)."""
+    enabled, hashes, member = {}, {}, None
+    text = bond_show()
+    for line in text.splitlines():
+        m = _MEMBER_RE.match(line)
+        if m:
+            member = m.group(1)
+            enabled[member] = m.group(2) == "enabled"
+            continue
+        m = _HASH_RE.match(line)
+        if m and member:
+            hashes[int(m.group(1))] = member
+    m = _BASIS_RE.search(text)
+    return {"enabled": enabled, "hashes": hashes, "basis": int(m.group(1)) if m else 0}
+
+
+def bond_bucket(mac: str, basis: int = 0) -> int:
+    """OVS's own bucket of (mac, VLAN 0): ``ovs-appctl bond/hash``."""
+    return int(tb.sh(["ovs-appctl", "--timeout=5", "bond/hash", mac, "0", str(basis)], timeout=7))
+
+
+def has_shaping(ifname: str) -> bool:
+    return " htb " in tb.sh(["tc", "qdisc", "show", "dev", ifname], timeout=5)
+
+
+def make_ovs_bond(net) -> None:
+    """Turn the (secure, controller-less, hence forwarding nothing) hv bridge into a
+    standalone bridge whose two uplinks are one balance-slb bond, in one transaction:
+    there is never a moment where it bridges two plain uplinks (a loop).
+
+    Adding the ports again makes OVS replace Mininet's htb qdisc (the 10 Mbit/s limit)
+    by its default, as on every port add: re-apply it the way Mininet's own
+    ``OVSSwitch.TCReapply`` does at start, and check."""
+    tb.sh(
+        ["ovs-vsctl", "-t", "10", "del-controller", HV]
+        + ["--", "set", "bridge", HV, "fail_mode=standalone"]
+        + [x for up in UPLINKS for x in ("--", "del-port", HV, up)]
+        + ["--", "add-bond", HV, BOND, *UPLINKS]
+        + ["bond_mode=balance-slb", "lacp=off"]
+        + [f"other_config:bond-rebalance-interval={REBALANCE * 1000}"],
+        timeout=15,
+    )
+    tb.wait_until(lambda: set(bond_state()["enabled"]) == set(UPLINKS), timeout=10, desc="bond up")
+    hv = net.get(HV)
+
+    def reapplied():
+        for intf in hv.intfList():
+            if intf.name in UPLINKS and not has_shaping(intf.name):
+                intf.config(**intf.params)
+        return all(has_shaping(u) for u in UPLINKS)
+
+    tb.wait_until(reapplied, timeout=10, interval=0.5, desc="htb on the bond members")
+
+
+def vswitchd_log_offset() -> int:
+    try:
+        return VSWITCHD_LOG.stat().st_size
+    except OSError:
+        return -1
+
+
+def ovs_shifts(offset: int) -> list[str]:
+    """Lines "bond BOND: shift NkB of load (with hash H) from A to B ..." since offset."""
+    if offset < 0:
+        return []
+    try:
+        with open(VSWITCHD_LOG, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [ln for ln in text.splitlines() if f"bond {BOND}: shift" in ln]
+
+
+# ---------------------------------------------------------------------------
+# one system's run
+
+
+class System:
+    """What differs between the two systems: setup, link state, placement, moves."""
+
+    name = ""
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self):
+        pass
+
+    def uplink_live(self, uplink: str) -> bool:
+        raise NotImplementedError
+
+    def placement(self, net) -> dict:
+        """{vm name: uplink name or None}."""
+        raise NotImplementedError
+
+    def mark(self) -> None:
+        """Start counting MAC moves (traffic starts)."""
+        raise NotImplementedError
+
+    def moves(self) -> list[float | None] | None:
+        """Wall-clock times of the MAC moves since mark() (None: cannot tell)."""
+        raise NotImplementedError
+
+
+class Ours(System):
+    name = "ours"
+
+    def __init__(self):
+        self.ctl = None
+        self.net = None
+        self.events_since = 0
+
+    def start(self):
+        self.ctl = tb.Controller(config=CONFIG, of_port=OF_PORT, ws_port=WS_PORT).start()
+        self.net = tb.start_network(controller_port=OF_PORT, **TOPO)
+        tb.wait_until(self.synced, timeout=20, desc="bridge synced")
+        return self.net
+
+    def synced(self):
+        bridges = self.ctl.get_json("/slb/v1/health")["bridges"]
+        return any(b["synced"] for b in bridges.values())
+
+    def stop(self):
+        if self.ctl is not None:
+            self.ctl.stop()
+
+    def uplink_live(self, uplink):
+        return next(u for u in self.ctl.get_json("/slb/v1/uplinks") if u["name"] == uplink)["live"]
+
+    def placement(self, net):
+        rows = {r["mac"]: r["uplink"] for r in self.ctl.get_json("/slb/v1/placement")}
+        return {vm: rows.get(net.get(vm).MAC()) for vm in VMS}
+
+    def mark(self):
+        events = self.ctl.get_json("/slb/v1/events")
+        self.events_since = max((e.get("seq", 0) for e in events), default=0)
+
+    def moves(self):
+        events = self.ctl.get_json(f"/slb/v1/events?type=move&since={self.events_since}")
+        return [float(e["time"]) for e in events]
+
+
+class Ovs(System):
+    name = "ovs"
+
+    def __init__(self):
+        self.net = None
+        self.log_offset = -1
+
+    def start(self):
+        # The hv bridge comes up as chassis.py makes it (secure, OpenFlow 1.3, pointing at
+        # OF_PORT where nothing listens now: it forwards nothing), then becomes the bond.
+        self.net = tb.start_network(controller_port=OF_PORT, **TOPO)
+        make_ovs_bond(self.net)
+        return self.net
+
+    def uplink_live(self, uplink):
+        return bond_state()["enabled"].get(uplink, False)
+
+    def placement(self, net):
+        """bond/show's member of the VM's bucket (bond/hash); a bucket that carried
+        under 1 kB is not listed there: then the uplink whose tx counter a short ping
+        burst from the VM grows."""
+        state = bond_state()
+        out = {}
+        for vm in VMS:
+            member = state["hashes"].get(bond_bucket(net.get(vm).MAC(), state["basis"]))
+            out[vm] = member or probe_uplink(net, vm)
+        return out
+
+    def mark(self):
+        self.log_offset = vswitchd_log_offset()
+
+    def moves(self):
+        if self.log_offset < 0:
+            return None  # no ovs-vswitchd log file here
+        times = []
+        for line in ovs_shifts(self.log_offset):
+            stamp = line.split("|", 1)[0]  # 2026-11-27T14:13:01.401Z
+            try:
+                times.append(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+            except ValueError:
+                times.append(None)
+        return times
+
+
+def probe_uplink(net, vm: str, count: int = 30) -> str | None:
+    """The uplink whose tx counter grows most while vm pings r1 (count x 10 ms)."""
+    before = [tx_bytes(u) for u in UPLINKS]
+    net.get(vm).cmd(f"ping -n -q -i 0.01 -c {count} -W 1 {net.get(REMOTES[0]).IP()}")
+    grew = [tx_bytes(u) - b for u, b in zip(UPLINKS, before, strict=True)]
+    if max(grew) < count * 98:
+        return None
+    return UPLINKS[grew.index(max(grew))]
+
+
+def set_link(port: str, state: str) -> None:
+    tb.sh(["ip", "link", "set", port, state])
+
+
+def run_traffic(net, system: System, mode, settle: bool = True) -> dict:
+    """Measurements 1 and 2: all VMs start on uplink 1, then 4 iperf3 flows."""
+    far2 = far_end(UPLINKS[1])
+    r1 = net.get(REMOTES[0])
+    set_link(far2, "down")
+    try:
+        tb.wait_until(lambda: not system.uplink_live(UPLINKS[1]), timeout=10, desc="uplink 2 down")
+        for name in VMS:
+            tb.wait_until(
+                lambda n=name: tb.ping(net.get(n), r1), timeout=10, desc=f"{name} to reach r1"
+            )
+        learned = time.monotonic()
+    finally:
+        set_link(far2, "up")
+    tb.wait_until(lambda: system.uplink_live(UPLINKS[1]), timeout=10, desc="uplink 2 back")
+    start = system.placement(net)
+    unshaped = [u for u in UPLINKS if not has_shaping(u)]
+    if unshaped:
+        raise tb.HarnessError(f"no {BW} Mbit/s htb qdisc on {unshaped}")
+    log(f"{system.name}: placement before traffic {start}")
+
+    # A VM whose uplink comes back has been placed long ago; here it was placed seconds
+    # ago, and our rebalancer never moves a MAC within min_dwell of its last placement
+    # change (OVS has no such rule). Start the traffic one dwell after the last VM was
+    # learned (both systems), unless --no-settle.
+    if settle:
+        time.sleep(max(0.0, learned + REBALANCE + 0.5 - time.monotonic()))
+    servers, clients = [], []
+    for i in range(len(VMS)):
+        remote = net.get(REMOTES[i % 2])
+        servers.append(remote.popen(["iperf3", "-s", "-1", "-p", str(5201 + i)]))
+    time.sleep(1.0)
+    system.mark()
+    t0, wall0 = time.monotonic(), time.time()
+    for i, name in enumerate(VMS):
+        remote = net.get(REMOTES[i % 2])
+        cmd = ["iperf3", "-c", remote.IP(), "-p", str(5201 + i), "-t", str(mode.iperf_s)]
+        clients.append(net.get(name).popen(cmd + ["-J", "-i", "1"]))
+    series = []  # (t, [Mbit/s per uplink])
+    both_at = None
+    try:
+        last_t, last = time.monotonic(), [tx_bytes(u) for u in UPLINKS]
+        deadline = t0 + mode.iperf_s + 15
+        while any(c.poll() is None for c in clients) and time.monotonic() < deadline:
+            time.sleep(SAMPLE - (time.monotonic() - last_t) % SAMPLE)
+            now, cur = time.monotonic(), [tx_bytes(u) for u in UPLINKS]
+            rates = [(c - p) * 8 / (now - last_t) for c, p in zip(cur, last, strict=True)]
+            series.append((round(now - t0, 2), [round(r / 1e6, 3) for r in rates]))
+            if both_at is None and all(r > USED_BPS for r in rates):
+                both_at = now - t0
+            last_t, last = now, cur
+        results = []
+        for i, c in enumerate(clients):
+            out, err = c.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            out = out.decode() if isinstance(out, bytes) else out
+            try:
+                results.append(json.loads(out))
+            except ValueError:
+                raise tb.HarnessError(f"iperf3 from {VMS[i]}: no JSON: {out[-300:]!r}") from None
+    finally:
+        for p in clients + servers:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=5)
+    flows = []
+    for name, res in zip(VMS, results, strict=True):
+        if "error" in res:
+            raise tb.HarnessError(f"iperf3 from {name}: {res['error']}")
+        intervals = res["intervals"][-mode.window_s :]
+        flows.append(sum(i["sum"]["bits_per_second"] for i in intervals) / len(intervals) / 1e6)
+    moves = system.moves()
+    move_at = None if moves is None else [None if t is None else round(t - wall0, 2) for t in moves]
+    end = system.placement(net)
+    log(f"{system.name}: placement after traffic {end}, moves at {move_at} s")
+    return {
+        "start_placement": start,
+        "started_on_one_uplink": set(start.values()) == {UPLINKS[0]},
+        "end_placement": end,
+        "both_used_s": None if both_at is None else round(both_at, 2),
+        "aggregate_mbps": round(sum(flows), 2),
+        "flow_mbps": [round(f, 2) for f in flows],
+        "moves": None if move_at is None else len(move_at),
+        "move_at_s": move_at,
+        "series": series,
+    }
+
+
+def run_failover(net, system: System, mode) -> dict:
+    """Measurement 3: loss window of bv11 -> br1 pings when its uplink's far end dies."""
+    vm, r1 = net.get(VMS[0]), net.get(REMOTES[0])
+    by_counters = probe_uplink(net, VMS[0])  # cross-check, and a fallback
+    uplink = system.placement(net)[VMS[0]] or by_counters
+    if uplink is None:
+        raise tb.HarnessError(f"cannot tell which uplink carries {VMS[0]}")
+    far = far_end(uplink)
+    pinger = vm.popen(
+        ["ping", "-n", "-i", str(PING_MS / 1000), "-c", str(mode.pings), "-W", "1", r1.IP()]
+    )
+    time.sleep(mode.down_after_s)
+    set_link(far, "down")
+    try:
+        out, _ = pinger.communicate(timeout=mode.pings * PING_MS / 1000 + 15)
+    finally:
+        if pinger.poll() is None:
+            pinger.kill()
+        set_link(far, "up")
+    out = out.decode() if isinstance(out, bytes) else out
+    sent, received, window = tb.loss_window_ms(out, PING_MS)
+    log(f"{system.name}: failover of {uplink} ({far} down): {received}/{sent}, {window:.0f} ms")
+    return {
+        "uplink": uplink,
+        "uplink_by_counters": by_counters,
+        "far_end": far,
+        "sent": sent,
+        "received": received,
+        "loss_window_ms": window,
+    }
+
+
+def run_system(system: System, mode, settle: bool = True) -> dict:
+    t_start = time.monotonic()
+    try:
+        log(f"{system.name}: starting")
+        net = system.start()
+        res = {"system": system.name, "setup_s": round(time.monotonic() - t_start, 1)}
+        log(f"{system.name}: network up in {res['setup_s']} s")
+        res.update(run_traffic(net, system, mode, settle))
+        res["failover"] = run_failover(net, system, mode)
+        return res
+    finally:
+        signal.alarm(0)  # the teardown is never cut short by the time budget
+        try:
+            if system.net is not None:  # also when start() failed after the network was up
+                left = tb.stop_network(system.net)
+                if any(left.values()):
+                    log(f"{system.name}: left over after net.stop() (cleaned by name): {left}")
+        finally:
+            system.stop()
+        log(f"{system.name}: done in {time.monotonic() - t_start:.1f} s")
+
+
+# ---------------------------------------------------------------------------
+# output
+
+
+METRICS = [
+    # (key, label, getter, format, what None means)
+    ("both_used_s", "time until both uplinks used (s)", lambda r: r["both_used_s"], ".1f", "never"),
+    (
+        "aggregate_mbps",
+        "aggregate throughput (Mbit/s) *",
+        lambda r: r["aggregate_mbps"],
+        ".1f",
+        "n/a",
+    ),
+    (
+        "loss_window_ms",
+        "failover loss window (ms)",
+        lambda r: r["failover"]["loss_window_ms"],
+        ".0f",
+        "n/a",
+    ),
+    ("moves", "MAC moves while iperf3 ran", lambda r: r["moves"], "g", "n/a"),
+]
+
+
+def _median(values: list[float]) -> float:
+    ranked = sorted(values)
+    mid = len(ranked) // 2
+    return ranked[mid] if len(ranked) % 2 else (ranked[mid - 1] + ranked[mid]) / 2
+
+
+def summary(runs: list[dict]) -> dict:
+    """Per metric: the median over the successful runs and the per-run values. A run that
+    never used both uplinks counts as later than any that did; other unknowns (None) are
+    left out."""
+    ok = [r for r in runs if "error" not in r]
+    out = {}
+    for key, _, get, _, _ in METRICS:
+        vals = [get(r) for r in ok]
+        known = [v for v in vals if v is not None]
+        if key == "both_used_s" and vals:
+            med = _median(known + [float("inf")] * (len(vals) - len(known)))
+        else:
+            med = _median(known) if known else None
+        med = None if med is None or math.isinf(med) else round(med, 3)
+        out[key] = {"median": med, "runs": vals}
+    out["pings_received"] = sum(r["failover"]["received"] for r in ok)
+    out["pings_sent"] = sum(r["failover"]["sent"] for r in ok)
+    out["started_on_one_uplink"] = [r["started_on_one_uplink"] for r in ok]
+    out["errors"] = [r["error"] for r in runs if "error" in r]
+    return out
+
+
+def yes_no(flags: list[bool]) -> str:
+    if not flags:
+        return "-"
+    return "yes" if all(flags) else f"NO ({sum(flags)} of {len(flags)} runs)"
+
+
+def _val(v, spec: str, none: str = "never") -> str:
+    return none if v is None else format(v, spec)
+
+
+def table(results: dict, mode, argv_line: str) -> str:
+    keys = [k for k in ("ours", "ovs") if results.get(k)]
+    sums = {k: summary(results[k]) for k in keys}
+    n_runs = max((len(results[k]) for k in keys), default=0)
+    width, col = 36, 24
+
+    def cell(k, key, spec, none):
+        s = sums[k][key]
+        if not s["runs"]:
+            return "ERROR" if sums[k]["errors"] else "-"
+        text = _val(s["median"], spec, none)
+        if len(s["runs"]) > 1:
+            text += " (" + ", ".join(_val(v, spec, none) for v in s["runs"]) + ")"
+        return text
+
+    lines = [
+        f"# {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs; chassis: 1 hv, 2 uplinks x {BW} Mbit/s, 4 VMs, 2 remotes; "
+        f"rebalance every {REBALANCE} s; iperf3 -t {mode.iperf_s}; ping -i 0.01 -c {mode.pings}",
+        f"# {n_runs} run(s) per system: median (each run)",
+        f"{'metric':<{width}}" + "".join(f"{SYSTEMS[k]:>{col}}" for k in keys),
+        "-" * (width + col * len(keys)),
+    ]
+    for key, label, _, spec, none in METRICS:
+        cells = "".join(f"{cell(k, key, spec, none):>{col}}" for k in keys)
+        lines.append(f"{label:<{width}}" + cells)
+    pings = {k: f"{sums[k]['pings_received']}/{sums[k]['pings_sent']}" for k in keys}
+    lines.append(
+        f"{'  pings received / sent (all runs)':<{width}}"
+        + "".join(f"{pings[k]:>{col}}" for k in keys)
+    )
+    lines.append(
+        f"{'all VMs on uplink 1 at start':<{width}}"
+        + "".join(f"{yes_no(sums[k]['started_on_one_uplink']):>{col}}" for k in keys)
+    )
+    lines.append("-" * (width + col * len(keys)))
+    lines.append(
+        f"# * sum of the 4 iperf3 flows over their last {mode.window_s} s; "
+        f"max {2 * BW} Mbit/s (2 x {BW})"
+    )
+    for k in keys:
+        for err in sums[k]["errors"]:
+            lines.append(f"# {SYSTEMS[k]}: ERROR: {err}")
+    lines.append(f"# reproduce: {argv_line}")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path, mode) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("ours", "ovs") if any("error" not in r for r in results.get(k, []))]
+    sums = {k: summary(results[k]) for k in keys}
+    colors = {"ours": "tab:blue", "ovs": "tab:red"}
+    fig = plt.figure(figsize=(12, 7.5))
+    grid = fig.add_gridspec(2, 6, height_ratios=[1, 1.1], hspace=0.5, wspace=1.0)
+    panels = [
+        ("both_used_s", "time until both uplinks used (s)", ".1f"),
+        ("aggregate_mbps", f"aggregate throughput (Mbit/s)\nlast {mode.window_s} s", ".1f"),
+        ("loss_window_ms", "failover loss window (ms)", ".0f"),
+    ]
+    for i, (key, title, spec) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, 2 * i : 2 * i + 2])
+        for x, k in enumerate(keys):
+            s = sums[k][key]
+            med = s["median"]
+            ax.bar(x, med or 0.0, color=colors[k], alpha=0.85, width=0.6)
+            runs = [v for v in s["runs"] if v is not None]
+            if len(s["runs"]) > 1:
+                ax.plot([x] * len(runs), runs, "o", color="black", ms=4, zorder=3)
+            inside = key == "aggregate_mbps" and med  # its bar reaches the 20 Mbit/s line
+            ax.annotate(
+                _val(med, spec),
+                (x, med or 0.0),
+                xytext=(0, -4 if inside else 3),
+                textcoords="offset points",
+                ha="center",
+                va="top" if inside else "bottom",
+                color="white" if inside else "black",
+            )
+        ax.set_xticks(range(len(keys)), [SYSTEMS[k] for k in keys])
+        if key == "aggregate_mbps":
+            ax.axhline(2 * BW, color="grey", ls="--", lw=1)
+            ax.set_ylim(0, 2 * BW * 1.2)
+        else:
+            ax.margins(y=0.2)
+        ax.set_title(title, fontsize=10)
+    for j, k in enumerate(keys):
+        ax = fig.add_subplot(grid[1, 3 * j : 3 * j + 3])
+        run = next(r for r in results[k] if "error" not in r)
+        t = [s[0] for s in run["series"]]
+        for u, style in zip(range(len(UPLINKS)), ("-", "--"), strict=True):
+            ax.plot(t, [s[1][u] for s in run["series"]], style, label=UPLINKS[u])
+        if run["both_used_s"] is not None:
+            ax.axvline(run["both_used_s"], color="grey", lw=1, ls=":")
+        ax.set_title(f"{SYSTEMS[k]}, run 1: uplink tx (Mbit/s, 0.5 s samples)", fontsize=10)
+        ax.set_xlabel("s since iperf3 start")
+        ax.set_ylim(0, BW * 1.25)
+        ax.legend(fontsize=8, loc="lower right")
+    n = max(len(results[k]) for k in keys)
+    fig.suptitle(
+        f"Live (Mininet): 4 VMs start on uplink 1 of 2 x {BW} Mbit/s, rebalance every "
+        f"{REBALANCE} s; bars: median of {n} run(s), dots: each run",
+        fontsize=11,
+    )
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: iperf3 -t 10, 300 pings")
+    ap.add_argument("--only", choices=sorted(SYSTEMS), help="run one system only")
+    ap.add_argument("--runs", type=int, default=None, help="runs per system (default 2, quick 1)")
+    ap.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="start the traffic right after the VMs were learned (not one dwell later)",
+    )
+    ap.add_argument(
+        "--json", default=None, help="results JSON (default bench/live-results.json; quick: none)"
+    )
+    ap.add_argument("--plot", default=None, help="PNG path (default bench/live.png; quick: none)")
+    args = ap.parse_args(argv)
+    mode = Quick if args.quick else Full
+    n_runs = args.runs or mode.runs
+    here = Path(__file__).resolve().parent
+    json_path = args.json or (None if args.quick else str(here / "live-results.json"))
+    plot_path = args.plot or (None if args.quick else str(here / "live.png"))
+    if os.geteuid() != 0:
+        print("bench/live.py needs root (Mininet, Open vSwitch)", file=sys.stderr)
+        return 2
+
+    def over_budget(signum, frame):
+        raise BudgetExceeded(f"time budget of {mode.budget_s} s exceeded")
+
+    signal.signal(signal.SIGALRM, over_budget)
+    from mininet.log import setLogLevel
+
+    setLogLevel("error")
+    tb.ensure_ovs()
+    started = time.monotonic()
+    deadline = started + mode.budget_s
+    systems = [k for k in ("ours", "ovs") if not args.only or k == args.only]
+    results: dict = {k: [] for k in systems}
+    failed = False
+    skipped = 0
+    for round_no in range(n_runs):
+        for key in systems:
+            left = deadline - time.monotonic()
+            if round_no and left < mode.run_s:
+                skipped += 1
+                log(f"{key}: run {round_no + 1} skipped, {left:.0f} s of the budget left")
+                continue
+            signal.alarm(max(1, int(left)))
+            try:
+                system = {"ours": Ours, "ovs": Ovs}[key]()
+                results[key].append(run_system(system, mode, settle=not args.no_settle))
+            except Exception as exc:  # noqa: BLE001 - reported, then the other system runs
+                results[key].append({"system": key, "error": f"{type(exc).__name__}: {exc}"})
+                failed = True
+                log(f"{key}: FAILED: {type(exc).__name__}: {exc}")
+            finally:
+                signal.alarm(0)
+    elapsed = time.monotonic() - started
+    args_given = sys.argv[1:] if argv is None else argv
+    argv_line = " ".join([".venv/bin/python bench/live.py", *args_given])
+    if json_path:
+        doc = {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "mode": "quick" if args.quick else "full",
+            "iperf_s": mode.iperf_s,
+            "throughput_window_s": mode.window_s,
+            "pings": mode.pings,
+            "uplink_mbps": BW,
+            "rebalance_interval_s": REBALANCE,
+            "settle": not args.no_settle,
+            "elapsed_s": round(elapsed, 1),
+            "command": argv_line,
+            "summary": {k: summary(v) for k, v in results.items()},
+            "runs": results,
+        }
+        Path(json_path).write_text(json.dumps(doc, indent=1) + "\n")
+    print(table(results, mode, argv_line + "   (as root)"))
+    print(
+        f"# {sum(map(len, results.values()))} runs in {elapsed:.0f} s"
+        + (f"; {skipped} skipped (time budget)" if skipped else "")
+        + ("; FAILED" if failed else "")
+    )
+    if json_path:
+        print(f"# json: {json_path}")
+    if plot_path and not failed:
+        try:
+            plot(results, Path(plot_path), mode)
+            print(f"# plot: {plot_path}")
+        except ImportError:
+            print("# plot skipped: matplotlib is not installed (make bench installs it)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

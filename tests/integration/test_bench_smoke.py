@@ -1,0 +1,68 @@
+"""Smoke runs of the benchmarks (bench/): they run to the end and print their tables.
+
+Figures, not targets: nothing here checks that slb-ryu beats OVS. What is checked is
+that each benchmark still works: exit status 0, its table printed with a row per
+system, and numbers that only a working run can produce (positive throughput for both
+systems, pings answered, the scenario's precondition met).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from slb_ryu import testbed as h
+
+PYTHON = h.REPO / ".venv" / "bin" / "python"
+
+
+def run(args: list[str], timeout: float) -> str:
+    proc = subprocess.run(
+        [str(PYTHON), *args],
+        cwd=h.REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    print(proc.stdout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.mark.timeout(90)
+def test_algorithm_benchmark_quick():
+    out = run(["bench/algorithm.py", "--quick"], timeout=80)
+    rows = re.findall(r"\s(ovs|ours)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)", out)
+    algos = [r[0] for r in rows]
+    assert algos.count("ovs") >= 2 and algos.count("ovs") == algos.count("ours"), out
+    # imbalance = busiest uplink's share / mean share: at least 1.0 by definition
+    assert all(float(r[1]) >= 0.999 for r in rows), rows
+    assert re.search(r"^# \d+ cases in [\d.]+ s", out, re.M), out
+
+
+@pytest.mark.timeout(200)
+def test_live_benchmark_quick(ovs, tmp_path):
+    out_json = tmp_path / "live.json"
+    out = run(["bench/live.py", "--quick", "--json", str(out_json)], timeout=190)
+    row = re.search(r"^aggregate throughput \(Mbit/s\) \*\s+([\d.]+)\s+([\d.]+)\s*$", out, re.M)
+    assert row, out
+    assert float(row.group(1)) > 0 and float(row.group(2)) > 0, row.group(0)
+    for label in ("time until both uplinks used", "failover loss window"):
+        assert re.search(rf"^{label} \(\w+\)\s+(\S+)\s+(\S+)\s*$", out, re.M), (label, out)
+    assert "ERROR" not in out, out
+
+    doc = json.loads(out_json.read_text())
+    assert set(doc["runs"]) == {"ours", "ovs"}
+    for system, runs in doc["runs"].items():
+        assert len(runs) == 1 and "error" not in runs[0], (system, runs)
+        res = runs[0]
+        assert res["started_on_one_uplink"], (system, res["start_placement"])
+        assert res["aggregate_mbps"] > 0 and all(f > 0 for f in res["flow_mbps"]), res
+        assert res["series"], system
+        failover = res["failover"]
+        assert failover["sent"] > 0 and failover["received"] > 0, failover
