@@ -60,6 +60,13 @@ class SlbApp(app_manager.RyuApp):
             self.logger.error("slb-ryu: configuration error: %s", exc)
             raise SystemExit(f"slb-ryu: configuration error: {exc}") from None
         self.event_log = EventLog(self.settings.event_log_size)
+        if 0 < self.settings.min_dwell < self.settings.rebalance_interval:
+            self.logger.warning(
+                "[slb] min_dwell (%s s) < rebalance_interval (%s s): a MAC moved in one run "
+                "may be moved back in the next; keep min_dwell >= rebalance_interval",
+                self.settings.min_dwell,
+                self.settings.rebalance_interval,
+            )
         self.bridges: dict[int, BridgeCore] = {}
         self.datapaths: dict[int, Any] = {}
         self.handshakes: dict[int, _Handshake] = {}
