@@ -10,6 +10,7 @@ Must run as root with the project venv (``.venv``, built with
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -695,3 +696,53 @@ def reply_times(ping_output):
         (float(t), int(s))
         for t, s in re.findall(r"^\[([\d.]+)\].*icmp_seq=(\d+)", ping_output, re.M)
     ]
+
+
+# ---------------------------------------------------------------------------
+# shared by the integration tests and the demo
+
+
+def capture(node, intf, bpf, seconds, direction="inout"):
+    """Start a bounded tcpdump on `node` (a Mininet node; switches are in the root
+    namespace) writing to a temp pcap; read it with ``captured(proc)``."""
+    path = "/tmp/slb-cap-%s-%d.pcap" % (intf, time.monotonic_ns())
+    cmd = ["timeout", str(seconds), "tcpdump", "-i", intf, "-Q", direction, "-n", "-U", "-w", path]
+    proc = node.popen(cmd + ([bpf] if bpf else []))
+    proc.slb_path = path
+    return proc
+
+
+def captured(proc, bpf=""):
+    """Wait for a ``capture`` to end; its frames as ``tcpdump -n -e`` lines (pcap removed)."""
+    proc.wait(timeout=30)
+    out = sh(["tcpdump", "-n", "-e", "-r", proc.slb_path] + ([bpf] if bpf else []), check=False)
+    Path(proc.slb_path).unlink(missing_ok=True)
+    return [ln for ln in out.splitlines() if ln.strip()]
+
+
+def wait_synced(ctl, bridges=1, timeout=20.0):
+    """Until `bridges` bridges are connected to `ctl` and synced (its /health says so)."""
+
+    def synced():
+        health = ctl.get_json("/slb/v1/health")["bridges"].values()
+        return sum(1 for b in health if b.get("connected") and b.get("synced")) >= bridges
+
+    wait_until(synced, timeout=timeout, desc="%d bridge(s) synced" % bridges)
+
+
+@contextlib.contextmanager
+def lab(config, of_port, ws_port, log_lines=30, **topo):
+    """A controller with `config` and a started chassis network pointing at it, both
+    torn down on exit (the controller log tail is printed). Yields (net, ctl)."""
+    ensure_ovs()
+    ctl = Controller(config=config, of_port=of_port, ws_port=ws_port).start()
+    net = None
+    try:
+        net = start_network(controller_port=of_port, **topo)
+        wait_synced(ctl, bridges=int(topo.get("hvs", 1)))
+        yield net, ctl
+    finally:
+        if net is not None:
+            stop_network(net)
+        ctl.stop()
+        print("\n--- controller log (tail) ---\n" + ctl.log_tail(log_lines))

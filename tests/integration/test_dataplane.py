@@ -7,7 +7,6 @@ tests run in file order and each leaves the network as it found it.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -30,27 +29,13 @@ VMS = ["v11", "v12", "v13", "v14"]
 
 @pytest.fixture(scope="module")
 def lab():
-    h.ensure_ovs()
-    ctl = h.Controller(config=CONFIG, of_port=OF_PORT, ws_port=WS_PORT).start()
-    net = None
-    try:
-        net = h.start_network(controller_port=OF_PORT, **TOPO)
-        h.wait_until(
-            lambda: ctl.get_json("/slb/v1/health")["bridges"].get(f"{1:016x}", {}).get("synced"),
-            timeout=20,
-            desc="hv1 to connect and sync",
-        )
+    with h.lab(CONFIG, OF_PORT, WS_PORT, **TOPO) as (net, ctl):
         r1 = net.get("r1")
         # Learn the VMs one at a time so the placement (and the reference dump) is
         # deterministic: the least-loaded rule alternates v11->eth1, v12->eth2, ...
         for name in VMS:
             h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} -> r1")
         yield net, ctl
-    finally:
-        if net is not None:
-            h.stop_network(net)
-        ctl.stop()
-        print("\n--- controller log (tail) ---\n" + ctl.log_tail(30))
 
 
 def placement(ctl) -> dict[str, dict]:
@@ -70,47 +55,9 @@ def load_map():
     return h.load_chassis().uplink_map(**TOPO)
 
 
-def normalise_dump(lines: list[str]) -> list[str]:
-    out = []
-    for line in lines:
-        line = re.sub(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*", "", line)
-        out.append(line.strip())
-    return sorted(out)
-
-
-def capture(node, intf: str, bpf: str, seconds: float, direction: str = "inout"):
-    """Start tcpdump on `node` (a Mininet node; root namespace for switches); returns popen."""
-    path = f"/tmp/slb-cap-{intf}-{time.monotonic_ns()}.pcap"
-    proc = node.popen(
-        [
-            "timeout",
-            str(seconds),
-            "tcpdump",
-            "-i",
-            intf,
-            "-Q",
-            direction,
-            "-n",
-            "-U",
-            "-w",
-            path,
-            bpf,
-        ]
-    )
-    proc.slb_path = path
-    return proc
-
-
-def captured(proc, bpf: str = "") -> list[str]:
-    proc.wait(timeout=30)
-    out = h.sh(["tcpdump", "-n", "-e", "-r", proc.slb_path] + ([bpf] if bpf else []), check=False)
-    Path(proc.slb_path).unlink(missing_ok=True)
-    return [ln for ln in out.splitlines() if ln.strip()]
-
-
 def test_flow_table_matches_reference_dump(lab):
     net, ctl = lab
-    live = normalise_dump(h.dump_flows("hv1", raw=True))
+    live = h.normalise_flows(h.dump_flows("hv1", raw=True))
     if not REFERENCE_DUMP.exists() or REFERENCE_DUMP.read_text().strip() == "":
         pytest.fail(f"{REFERENCE_DUMP} missing; live table:\n" + "\n".join(live))
     want = [ln for ln in REFERENCE_DUMP.read_text().splitlines() if ln and not ln.startswith("#")]
@@ -165,20 +112,20 @@ def test_fabric_broadcast_reaches_each_vm_once_and_never_loops_back(lab):
     r1_mac = r1.MAC()
     count = 5
     vm_caps = {
-        name: capture(net.get(name), f"{name}-eth0", f"icmp and ether src {r1_mac}", 6)
+        name: h.capture(net.get(name), f"{name}-eth0", f"icmp and ether src {r1_mac}", 6)
         for name in VMS
     }
     hv = net.get("hv1")
     up_caps = {
-        up: capture(hv, up, f"ether src {r1_mac}", 6, direction="out")
+        up: h.capture(hv, up, f"ether src {r1_mac}", 6, direction="out")
         for up in ("hv1-eth1", "hv1-eth2")
     }
-    before = port_tx(hv.name)
+    before = {p: c["tx_pkts"] for p, c in h.port_counters(hv.name).items()}
     time.sleep(1.5)  # tcpdump needs a moment to attach
     r1.cmd(f"ping -b -c {count} -i 0.2 -W 1 10.0.0.255")
-    seen = {name: len(captured(p)) for name, p in vm_caps.items()}
-    leaked = {up: captured(p) for up, p in up_caps.items()}
-    after = port_tx(hv.name)
+    seen = {name: len(h.captured(p)) for name, p in vm_caps.items()}
+    leaked = {up: h.captured(p) for up, p in up_caps.items()}
+    after = {p: c["tx_pkts"] for p, c in h.port_counters(hv.name).items()}
     print(f"\nbroadcast ICMP from r1 seen per VM: {seen}; sent {count}")
     assert seen == {name: count for name in VMS}
     assert leaked == {"hv1-eth1": [], "hv1-eth2": []}, leaked
@@ -186,15 +133,6 @@ def test_fabric_broadcast_reaches_each_vm_once_and_never_loops_back(lab):
     # us (only VM chatter, never the 2 x count frames that uplink-to-uplink would add).
     for port in (1, 2):
         assert after[port] - before[port] < count, (before, after)
-
-
-def port_tx(bridge: str) -> dict[int, int]:
-    out = h.sh(["ovs-ofctl", "-O", "OpenFlow13", "dump-ports", bridge])
-    tx = {}
-    for m in re.finditer(r"port\s+(\w+):.*?tx pkts=(\d+)", out, re.S):
-        if m.group(1).isdigit():
-            tx[int(m.group(1))] = int(m.group(2))
-    return tx
 
 
 def test_failover_to_survivor_with_learning_packets_then_return(lab):
@@ -208,7 +146,7 @@ def test_failover_to_survivor_with_learning_packets_then_return(lab):
     surv_tor, surv_port_no, _ = tor_port_of(survivor)
     idle = [n for n in VMS if n != "v11" and rows[net.get(n).MAC()]["uplink"] == dead]
     hv = net.get("hv1")
-    learn_cap = capture(hv, survivor, "arp or rarp", 8, direction="out")
+    learn_cap = h.capture(hv, survivor, "arp or rarp", 8, direction="out")
     time.sleep(1.0)
     pinger = v11.popen(["ping", "-n", "-i", "0.01", "-c", "500", "-W", "1", net.get("r1").IP()])
     time.sleep(1.5)
@@ -241,7 +179,7 @@ def test_failover_to_survivor_with_learning_packets_then_return(lab):
         ups = uplinks(ctl)
         assert not ups[dead]["live"] and ups[survivor]["active"]
         # Learning packets: one per moved MAC left through the survivor, from its MAC.
-        frames = captured(learn_cap)
+        frames = h.captured(learn_cap)
         moved = [mac] + [net.get(n).MAC() for n in idle]
         for m in moved:
             assert any(m in ln for ln in frames), (m, frames)
@@ -283,14 +221,14 @@ def test_controller_killed_traffic_keeps_flowing_and_nothing_floods(lab):
         # are dropped, never flooded to the VMs or the fabric.
         new_mac = "02:00:00:00:99:99"
         hv = net.get("hv1")
-        caps = [capture(v13, "v13-eth0", f"ether src {new_mac}", 5)]
+        caps = [h.capture(v13, "v13-eth0", f"ether src {new_mac}", 5)]
         caps += [
-            capture(hv, up, f"ether src {new_mac}", 5, direction="out")
+            h.capture(hv, up, f"ether src {new_mac}", 5, direction="out")
             for up in ("hv1-eth1", "hv1-eth2")
         ]
         time.sleep(1.5)
         v14.cmd(f"ip link set dev v14-eth0 address {new_mac}")
         v14.cmd(f"ping -n -c 3 -i 0.2 -W 1 {r1.IP()}")
-        assert [captured(c) for c in caps] == [[], [], []]
+        assert [h.captured(c) for c in caps] == [[], [], []]
     finally:
         v14.cmd(f"ip link set dev v14-eth0 address {v14.MAC()}")

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -40,26 +39,11 @@ SLB_CTL = str(h.VENV_BIN / "slb-ctl")
 
 @pytest.fixture(scope="module")
 def lab():
-    h.ensure_ovs()
-    ctl = h.Controller(config=CONFIG, of_port=OF_PORT, ws_port=WS_PORT).start()
-    net = None
-    try:
-        net = h.start_network(controller_port=OF_PORT, **TOPO)
-        dpid = h.load_chassis().chassis_dpid("hv1", "x")
-        h.wait_until(
-            lambda: ctl.get_json("/slb/v1/health")["bridges"].get(dpid, {}).get("synced"),
-            timeout=20,
-            desc="xhv1 to connect and sync",
-        )
+    with h.lab(CONFIG, OF_PORT, WS_PORT, **TOPO) as (net, ctl):
         r1 = net.get("xr1")
         for name in ("xv11", "xv12"):
             h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} -> xr1")
         yield net, ctl
-    finally:
-        if net is not None:
-            h.stop_network(net)
-        ctl.stop()
-        print("\n--- controller log (tail) ---\n" + ctl.log_tail(30))
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -105,22 +89,6 @@ def placement(ctl, mac: str) -> dict:
 def tor_of(uplink: str) -> tuple[str, int]:
     row = next(r for r in h.load_chassis().uplink_map(**TOPO)["xhv1"] if r["uplink"] == uplink)
     return row["tor"], row["tor_port_no"]
-
-
-def capture(node, intf: str, bpf: str, seconds: float):
-    path = f"/tmp/slb-op-cap-{intf}-{time.monotonic_ns()}.pcap"
-    proc = node.popen(
-        ["timeout", str(seconds), "tcpdump", "-i", intf, "-Q", "out", "-n", "-U", "-w", path, bpf]
-    )
-    proc.slb_path = path
-    return proc
-
-
-def captured(proc) -> list[str]:
-    proc.wait(timeout=30)
-    out = h.sh(["tcpdump", "-n", "-e", "-r", proc.slb_path], check=False)
-    Path(proc.slb_path).unlink(missing_ok=True)
-    return [ln for ln in out.splitlines() if ln.strip()]
 
 
 def dp_labels() -> dict[str, str]:
@@ -193,7 +161,9 @@ def test_move_and_pin_with_slb_ctl_is_followed_by_the_tor_tables(lab):
     assert h.ping(v11, net.get("xr1"))
     assert h.fdb(old_tor).get(mac, (None,))[0] == old_tor_port
     m0 = metrics()
-    cap = capture(net.get("xhv1"), target, f"ether src {mac} and (arp or rarp)", 6)
+    cap = h.capture(
+        net.get("xhv1"), target, f"ether src {mac} and (arp or rarp)", 6, direction="out"
+    )
     time.sleep(1.5)  # tcpdump attaches
     t0 = time.monotonic()
     res = slb_ctl("move", mac, target, "--pin", token=TOKEN)
@@ -209,7 +179,7 @@ def test_move_and_pin_with_slb_ctl_is_followed_by_the_tor_tables(lab):
     )
     t_tor = time.monotonic() - t0
     assert h.fdb(old_tor).get(mac, (None,))[0] != old_tor_port
-    frames = captured(cap)
+    frames = h.captured(cap)
     assert any("Request who-has" in ln and f"tell {ip}" in ln for ln in frames), frames
     row = placement(ctl, mac)
     assert row["uplink"] == target and row["pinned"] is True

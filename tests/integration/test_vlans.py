@@ -34,45 +34,15 @@ REMOTES = {10: ["vlr1", "vlr2"], 20: ["vlr3", "vlr4"]}
 
 @pytest.fixture(scope="module")
 def lab():
-    h.ensure_ovs()
-    ctl = h.Controller(config=CONFIG, of_port=OF_PORT, ws_port=WS_PORT).start()
-    net = None
-    try:
-        net = h.start_network(controller_port=OF_PORT, **TOPO)
-        h.wait_until(
-            lambda: any(b["synced"] for b in ctl.get_json("/slb/v1/health")["bridges"].values()),
-            timeout=20,
-            desc="vlhv1 synced",
-        )
+    with h.lab(CONFIG, OF_PORT, WS_PORT, **TOPO) as (net, ctl):
         for name in VMS:
             remote = net.get(REMOTES[VLAN[name]][0])
             h.wait_until(lambda n=name, r=remote: h.ping(net.get(n), r), timeout=15, desc=name)
         yield net, ctl
-    finally:
-        if net is not None:
-            h.stop_network(net)
-        ctl.stop()
-        print("\n--- controller log (tail) ---\n" + ctl.log_tail(20))
 
 
 def placement(ctl) -> dict[str, dict]:
     return {row["mac"]: row for row in ctl.get_json("/slb/v1/placement")}
-
-
-def capture(node, intf, bpf, seconds, direction="inout"):
-    path = f"/tmp/slb-vl-{intf}-{time.monotonic_ns()}.pcap"
-    proc = node.popen(
-        ["timeout", str(seconds), "tcpdump", "-i", intf, "-Q", direction, "-n", "-U", "-w", path]
-        + bpf.split()
-    )
-    proc.slb_path = path
-    return proc
-
-
-def captured(proc, bpf: str = "") -> list[str]:
-    proc.wait(timeout=30)
-    out = h.sh(["tcpdump", "-n", "-e", "-r", proc.slb_path] + bpf.split(), check=False)
-    return [ln for ln in out.splitlines() if ln.strip()]
 
 
 def test_placement_is_per_mac_and_vlan_and_vlans_are_isolated(lab):
@@ -100,10 +70,10 @@ def test_placement_is_per_mac_and_vlan_and_vlans_are_isolated(lab):
 def test_broadcast_stays_in_its_vlan(lab):
     net, _ = lab
     r1 = net.get("vlr1")  # VLAN 10
-    caps = {n: capture(net.get(n), f"{n}-eth0", f"icmp and ether src {r1.MAC()}", 5) for n in VMS}
+    caps = {n: h.capture(net.get(n), f"{n}-eth0", f"icmp and ether src {r1.MAC()}", 5) for n in VMS}
     time.sleep(1.5)
     r1.cmd("ping -b -c 4 -i 0.2 -W 1 10.0.0.255")
-    seen = {n: len(captured(p)) for n, p in caps.items()}
+    seen = {n: len(h.captured(p)) for n, p in caps.items()}
     print(f"\nVLAN-10 broadcast from vlr1 seen per VM: {seen}")
     assert seen == {"vlv11": 4, "vlv12": 0, "vlv13": 4, "vlv14": 0}
 
@@ -117,11 +87,11 @@ def test_frames_leave_tagged_and_learning_packets_carry_the_tag(lab):
         by_uplink.setdefault(rows[net.get(name).MAC()]["uplink"], []).append(name)
     # Tagged on the wire: each VM's pings leave its uplink inside its VLAN's 802.1Q tag.
     for uplink, names in by_uplink.items():
-        cap = capture(hv, uplink, "vlan and icmp", 4, direction="out")
+        cap = h.capture(hv, uplink, "vlan and icmp", 4, direction="out")
         time.sleep(1.5)
         for name in names:
             h.ping(net.get(name), net.get(REMOTES[VLAN[name]][0]))
-        lines = captured(cap)
+        lines = h.captured(cap)
         for name in names:
             mac = net.get(name).MAC()
             assert any(mac in ln and f"vlan {VLAN[name]}," in ln for ln in lines), (name, lines)
@@ -129,7 +99,7 @@ def test_frames_leave_tagged_and_learning_packets_carry_the_tag(lab):
     # gratuitous ARPs leave eth2 tagged with their own VLAN.
     row = h.load_chassis().uplink_map(**TOPO)["vlhv1"][0]
     moved = by_uplink.get("vlhv1-eth1", [])
-    learn = capture(hv, "vlhv1-eth2", "vlan and arp", 6, direction="out")
+    learn = h.capture(hv, "vlhv1-eth2", "vlan and arp", 6, direction="out")
     time.sleep(1.5)
     h.sh(["ip", "link", "set", row["tor_port"], "down"])
     try:
@@ -138,7 +108,7 @@ def test_frames_leave_tagged_and_learning_packets_carry_the_tag(lab):
             timeout=5,
             desc="failover",
         )
-        lines = captured(learn)
+        lines = h.captured(learn)
         for name in moved:
             mac = net.get(name).MAC()
             assert any(mac in ln and f"vlan {VLAN[name]}," in ln for ln in lines), (name, lines)
