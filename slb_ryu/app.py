@@ -19,7 +19,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from slb_ryu import frames, learning_packets, ofmsgs, options, ovsdb, pipeline, rest
-from slb_ryu.core import BridgeCore, Limits, Output
+from slb_ryu.core import BridgeCore, LearningPackets, Limits, Output
 from slb_ryu.events import EventLog
 from slb_ryu.placement import Port
 from slb_ryu.rebalance import RebalanceParams
@@ -350,9 +350,26 @@ class SlbApp(app_manager.RyuApp):
             else:
                 dp.send_msg(ofmsgs.flow_mod(dp, spec, command))
         for lp in out.learning:
-            for data in learning_packets.learning_packets(lp.mac, lp.ips, lp.vlan):
-                dp.send_msg(ofmsgs.packet_out(dp, ofp.OFPP_CONTROLLER, lp.out_port, data))
-            self.event_log.count("learning_packets_sent", max(1, len(lp.ips)))
+            self._learning_packets(dp, lp)
+            # Frames of the MAC still queued on the old uplink reach the old switch after
+            # our announcement and teach it the old port again: announce again later.
+            for i in range(1, self.settings.learning_repeat):
+                hub.spawn_after(
+                    i * self.settings.learning_repeat_interval, self._repeat_learning, dp, lp
+                )
+
+    def _learning_packets(self, dp: Any, lp: LearningPackets) -> None:
+        for data in learning_packets.learning_packets(lp.mac, lp.ips, lp.vlan):
+            dp.send_msg(ofmsgs.packet_out(dp, ofp.OFPP_CONTROLLER, lp.out_port, data))
+        self.event_log.count("learning_packets_sent", max(1, len(lp.ips)))
+
+    def _repeat_learning(self, dp: Any, lp: LearningPackets) -> None:
+        """Repeat only while the MAC is still pinned there and the switch still connected."""
+        core = self.bridges.get(dp.id)
+        entry = core.entry(lp.mac, lp.vlan) if core else None
+        if self.datapaths.get(dp.id) is dp and entry is not None and entry.uplink == lp.out_port:
+            core.announced.announce((lp.mac, lp.vlan), time.time())
+            self._learning_packets(dp, lp)
 
     def _access_vlans(self, bridge: str) -> dict[str, int]:
         """Access VLANs of a bridge's ports: configuration first, then OVSDB `tag`."""

@@ -53,6 +53,15 @@ OPTS = [
     cfg.BoolOpt(
         "learning_packets", default=True, help="Send GARP/RARP through the new uplink on a move."
     ),
+    cfg.IntOpt(
+        "learning_repeat",
+        default=2,
+        help="Times the learning packets of a move are sent (frames still queued on the old "
+        "uplink can re-teach the old switch after the first announcement).",
+    ),
+    cfg.FloatOpt(
+        "learning_repeat_interval", default=1.0, help="Seconds between learning packet repeats."
+    ),
     cfg.IntOpt("event_log_size", default=1000, help="Events kept for the REST API."),
     cfg.StrOpt(
         "api_token",
@@ -107,6 +116,8 @@ class Settings:
     min_dwell: float = 30.0
     max_moves: int = 8
     learning_packets: bool = True
+    learning_repeat: int = 2
+    learning_repeat_interval: float = 1.0
     event_log_size: int = 1000
     api_token: str | None = None
     api_read_only: bool = False
@@ -184,6 +195,8 @@ _MINIMUMS = {
     "min_dwell": 0.0,
     "max_moves": 1,
     "event_log_size": 1,
+    "learning_repeat": 1,
+    "learning_repeat_interval": 0.1,
     "max_macs_per_port": 1,
     "packet_in_rate": 1,
     "grat_arp_lock": 0.0,

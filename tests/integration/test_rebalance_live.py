@@ -129,10 +129,14 @@ def test_rebalance_spreads_vms_started_on_one_uplink(network_factory, controller
     assert aggregate >= 1.8 * BW * 1e6, aggregate
     for mac in moved:
         assert mac in learning, (mac, learning)
-    # The ToR facing eth2 now has the moved MACs behind the port facing eth2.
+    # The ToR facing eth2 now has the moved MACs behind the port facing eth2, and the
+    # ToR facing eth1 no longer behind the port facing eth1 (the repeated announcement
+    # overrides what frames still queued on eth1 taught it after the first one).
     table = h.fdb(tor2)
+    old_table = h.fdb(rows[0]["tor"])
     for mac in moved:
         assert table.get(mac, (None,))[0] == tor2_port, (mac, table)
+        assert old_table.get(mac, (None,))[0] != rows[0]["tor_port_no"], (mac, old_table)
 
 
 def uplink(ctl, name: str) -> dict:
