@@ -34,7 +34,7 @@ format: setup
 
 # Benchmarks (bench/README.md): matplotlib for the plots (pinned, requirements-bench.txt),
 # then the algorithm comparison (~20 s, no root) and the live Mininet comparison against
-# OVS balance-slb (~3 min, root). They rewrite bench/*.png and bench/live-results.json.
+# OVS balance-slb (~5 min, root). They rewrite bench/*.png and bench/live-results.json.
 bench: setup
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements-bench.txt
 	$(PY) bench/algorithm.py

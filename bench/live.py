@@ -25,13 +25,24 @@ Per system:
 
 Also reported: MAC moves while the flows ran (ours: REST events; OVS: "shift ... load"
 lines in ovs-vswitchd.log; one OVS shift moves a bucket, here one MAC per bucket).
-Each system runs twice (ours, OVS, ours, OVS); the table shows the median and each run.
 
-    .venv/bin/python bench/live.py            # full run (~3 min): table, bench/live-results.json,
+Second scenario, *mixed speeds* (a second table): uplink 1 at 10 Mbit/s, uplink 2 at
+2 Mbit/s (``uplink_bw=[10, 2]``), our controller told the real speeds
+(``uplink_speeds = bhv1-eth1:10, bhv1-eth2:2``: Mininet's veths report 10 Gbit/s whatever
+htb shapes them to), OVS's bond as is (balance-slb ignores link speed). No uplink goes
+down: each system places the VMs as it does by itself when they first send; then the
+same 4 iperf3 flows. Reported: aggregate throughput (12 Mbit/s at most), what each uplink
+carried over the same window (tx counters), VMs on the slow uplink at the end, Jain's
+fairness index over the 4 flows' rates, MAC moves. No failover measurement here.
+
+Each system runs twice per scenario (ours, OVS, ours, OVS; quick: once); the tables show
+the median and each run.
+
+    .venv/bin/python bench/live.py            # full run (~5 min): tables, bench/live-results.json,
                                               # bench/live.png
-    .venv/bin/python bench/live.py --quick    # smoke run (~1 min, iperf3 -t 10, 1 run each):
-                                              # table only
-    .venv/bin/python bench/live.py --only ovs # one system
+    .venv/bin/python bench/live.py --quick    # smoke run (~1.5 min, iperf3 -t 10, 1 run each):
+                                              # tables only
+    .venv/bin/python bench/live.py --only ovs # one system; --scenario mixed: one scenario
 
 Root, Open vSwitch (userspace datapath) and the project venv are needed (``make setup``).
 Nothing here runs ``mn -c``: each network is stopped with ``testbed.stop_network`` (by
@@ -81,6 +92,15 @@ USED_BPS = 1e6  # "used": more than 1 Mbit/s in a sample
 PING_MS = 10
 SYSTEMS = {"ours": "slb-ryu", "ovs": "OVS balance-slb"}
 
+# Mixed speeds: what an operator of a 10G + 1G bond tells the controller, scaled down.
+MIXED_BW = [10, 2]  # Mbit/s of uplink 1, uplink 2
+MIXED_TOPO = dict(TOPO, uplink_bw=MIXED_BW)
+MIXED_SPEEDS = ", ".join(f"{u}:{bw}" for u, bw in zip(UPLINKS, MIXED_BW, strict=True))
+MIXED_CONFIG = CONFIG + f"uplink_speeds = {MIXED_SPEEDS}\n"
+SLOW = UPLINKS[MIXED_BW.index(min(MIXED_BW))]
+SCENARIOS = {"equal": "all VMs start on uplink 1", "mixed": "mixed speeds"}
+POLL_EVERY = 4  # mixed: placement and loads every 4 samples (2 s), for the JSON
+
 
 class Quick:
     iperf_s = 10
@@ -88,8 +108,8 @@ class Quick:
     pings = 300
     down_after_s = 1.0
     runs = 1
-    run_s = 45  # typical length of one system's run, to plan within the budget
-    budget_s = 140
+    run_s = {"equal": 45, "mixed": 35}  # typical length of one system's run, to plan
+    budget_s = 150  # a hard stop (the run in progress fails); ~90 s is typical
 
 
 class Full:
@@ -98,8 +118,8 @@ class Full:
     pings = 500
     down_after_s = 1.5
     runs = 2
-    run_s = 60
-    budget_s = 330
+    run_s = {"equal": 60, "mixed": 50}
+    budget_s = 360  # ~5 min 10 s is typical
 
 
 class BudgetExceeded(Exception):  # noqa: N818
@@ -135,11 +155,11 @@ _BASIS_RE = re.compile(r"^bond-hash-basis: (\d+)", re.M)
 
 
 def bond_state() -> dict:
-    """{'enabled': {member: bool}, 'hashes': {bucket: member}, 'basis': int} from
-    ``bond/show``. It lists, per member, the hash buckets that carried at least 1 kB
-    since the last rebalance halved them (not their MACs: ``bond/hash`` maps a MAC to
-    its bucket)."""
-    enabled, hashes, member = {}, {}, None
+    """{'enabled': {member: bool}, 'hashes': {bucket: member}, 'loads_kb': {bucket: kB},
+    'basis': int} from ``bond/show``. It lists, per member, the hash buckets that carried
+    at least 1 kB since the last rebalance halved them (not their MACs: ``bond/hash`` maps
+    a MAC to its bucket)."""
+    enabled, hashes, loads, member = {}, {}, {}, None
     text = bond_show()
     for line in text.splitlines():
         m = _MEMBER_RE.match(line)
@@ -150,8 +170,10 @@ def bond_state() -> dict:
         m = _HASH_RE.match(line)
         if m and member:
             hashes[int(m.group(1))] = member
+            loads[int(m.group(1))] = int(m.group(2))
     m = _BASIS_RE.search(text)
-    return {"enabled": enabled, "hashes": hashes, "basis": int(m.group(1)) if m else 0}
+    basis = int(m.group(1)) if m else 0
+    return {"enabled": enabled, "hashes": hashes, "loads_kb": loads, "basis": basis}
 
 
 def bond_bucket(mac: str, basis: int = 0) -> int:
@@ -161,6 +183,17 @@ def bond_bucket(mac: str, basis: int = 0) -> int:
 
 def has_shaping(ifname: str) -> bool:
     return " htb " in tb.sh(["tc", "qdisc", "show", "dev", ifname], timeout=5)
+
+
+_HTB_RATE_RE = re.compile(r"^class htb .*? rate (\d+(?:\.\d+)?)([KMG]?)bit", re.M)
+
+
+def htb_rate_mbps(ifname: str) -> float | None:
+    """Rate of the htb class Mininet's TCIntf puts on ifname (Mbit/s), None if none."""
+    m = _HTB_RATE_RE.search(tb.sh(["tc", "class", "show", "dev", ifname], timeout=5))
+    if not m:
+        return None
+    return float(m.group(1)) * {"": 1e-6, "K": 1e-3, "M": 1.0, "G": 1e3}[m.group(2)]
 
 
 def make_ovs_bond(net) -> None:
@@ -242,18 +275,23 @@ class System:
         """Wall-clock times of the MAC moves since mark() (None: cannot tell)."""
         raise NotImplementedError
 
+    def snapshot(self, net) -> dict:
+        """Placement and the system's own idea of the loads, cheaply (during traffic)."""
+        raise NotImplementedError
+
 
 class Ours(System):
     name = "ours"
 
-    def __init__(self):
+    def __init__(self, topo: dict = TOPO, config: str = CONFIG):
+        self.topo, self.config = topo, config
         self.ctl = None
         self.net = None
         self.events_since = 0
 
     def start(self):
-        self.ctl = tb.Controller(config=CONFIG, of_port=OF_PORT, ws_port=WS_PORT).start()
-        self.net = tb.start_network(controller_port=OF_PORT, **TOPO)
+        self.ctl = tb.Controller(config=self.config, of_port=OF_PORT, ws_port=WS_PORT).start()
+        self.net = tb.start_network(controller_port=OF_PORT, **self.topo)
         tb.wait_until(self.synced, timeout=20, desc="bridge synced")
         return self.net
 
@@ -280,18 +318,37 @@ class Ours(System):
         events = self.ctl.get_json(f"/slb/v1/events?type=move&since={self.events_since}")
         return [float(e["time"]) for e in events]
 
+    def uplinks(self) -> dict:
+        """{uplink: its /uplinks row}."""
+        return {u["name"]: u for u in self.ctl.get_json("/slb/v1/uplinks")}
+
+    def snapshot(self, net):
+        """REST placement and, per uplink, the smoothed load of its MACs (Mbit/s)."""
+        placement = self.placement(net)
+        loads = {
+            name: {
+                "macs": u["macs"],
+                "tx_mbps": round(u["tx_bps"] * 8 / 1e6, 3),
+                "rx_mbps": round(u["rx_bps"] * 8 / 1e6, 3),
+            }
+            for name, u in self.uplinks().items()
+        }
+        return {"placement": placement, "uplinks": loads}
+
 
 class Ovs(System):
     name = "ovs"
 
-    def __init__(self):
+    def __init__(self, topo: dict = TOPO):
+        self.topo = topo
         self.net = None
         self.log_offset = -1
+        self.buckets: dict[str, int] = {}
 
     def start(self):
         # The hv bridge comes up as chassis.py makes it (secure, OpenFlow 1.3, pointing at
         # OF_PORT where nothing listens now: it forwards nothing), then becomes the bond.
-        self.net = tb.start_network(controller_port=OF_PORT, **TOPO)
+        self.net = tb.start_network(controller_port=OF_PORT, **self.topo)
         make_ovs_bond(self.net)
         return self.net
 
@@ -323,6 +380,17 @@ class Ovs(System):
             except ValueError:
                 times.append(None)
         return times
+
+    def snapshot(self, net):
+        """bond/show's member and load (kB, halved every rebalance run) of each VM's
+        bucket; a bucket that carried under 1 kB is not listed (None)."""
+        state = bond_state()
+        if not self.buckets:
+            self.buckets = {vm: bond_bucket(net.get(vm).MAC(), state["basis"]) for vm in VMS}
+        return {
+            "placement": {vm: state["hashes"].get(b) for vm, b in self.buckets.items()},
+            "bucket_kb": {vm: state["loads_kb"].get(b) for vm, b in self.buckets.items()},
+        }
 
 
 def probe_uplink(net, vm: str, count: int = 30) -> str | None:
@@ -366,6 +434,25 @@ def run_traffic(net, system: System, mode, settle: bool = True) -> dict:
     # learned (both systems), unless --no-settle.
     if settle:
         time.sleep(max(0.0, learned + REBALANCE + 0.5 - time.monotonic()))
+    flows = iperf_flows(net, system, mode)
+    end = system.placement(net)
+    log(f"{system.name}: placement after traffic {end}, moves at {flows['move_at_s']} s")
+    return {
+        "start_placement": start,
+        "started_on_one_uplink": set(start.values()) == {UPLINKS[0]},
+        "end_placement": end,
+        "both_used_s": flows["both_used_s"],
+        "aggregate_mbps": flows["aggregate_mbps"],
+        "flow_mbps": flows["flow_mbps"],
+        "moves": flows["moves"],
+        "move_at_s": flows["move_at_s"],
+        "series": flows["series"],
+    }
+
+
+def iperf_flows(net, system: System, mode, poll: bool = False) -> dict:
+    """iperf3 from each VM to a remote (4 TCP flows, -t mode.iperf_s), the uplinks' tx
+    counters sampled every 0.5 s meanwhile; with poll, system.snapshot() every 2 s."""
     servers, clients = [], []
     for i in range(len(VMS)):
         remote = net.get(REMOTES[i % 2])
@@ -378,6 +465,7 @@ def run_traffic(net, system: System, mode, settle: bool = True) -> dict:
         cmd = ["iperf3", "-c", remote.IP(), "-p", str(5201 + i), "-t", str(mode.iperf_s)]
         clients.append(net.get(name).popen(cmd + ["-J", "-i", "1"]))
     series = []  # (t, [Mbit/s per uplink])
+    timeline = []  # (t, system.snapshot())
     both_at = None
     try:
         last_t, last = time.monotonic(), [tx_bytes(u) for u in UPLINKS]
@@ -390,6 +478,8 @@ def run_traffic(net, system: System, mode, settle: bool = True) -> dict:
             if both_at is None and all(r > USED_BPS for r in rates):
                 both_at = now - t0
             last_t, last = now, cur
+            if poll and len(series) % POLL_EVERY == 0:
+                timeline.append((round(now - t0, 2), system.snapshot(net)))
         results = []
         for i, c in enumerate(clients):
             out, err = c.communicate(timeout=max(1.0, deadline - time.monotonic()))
@@ -403,26 +493,85 @@ def run_traffic(net, system: System, mode, settle: bool = True) -> dict:
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=5)
-    flows = []
+    flows, per_second = [], []
     for name, res in zip(VMS, results, strict=True):
         if "error" in res:
             raise tb.HarnessError(f"iperf3 from {name}: {res['error']}")
         intervals = res["intervals"][-mode.window_s :]
         flows.append(sum(i["sum"]["bits_per_second"] for i in intervals) / len(intervals) / 1e6)
+        per_second.append([round(i["sum"]["bits_per_second"] / 1e6, 2) for i in res["intervals"]])
     moves = system.moves()
     move_at = None if moves is None else [None if t is None else round(t - wall0, 2) for t in moves]
-    end = system.placement(net)
-    log(f"{system.name}: placement after traffic {end}, moves at {move_at} s")
     return {
-        "start_placement": start,
-        "started_on_one_uplink": set(start.values()) == {UPLINKS[0]},
-        "end_placement": end,
         "both_used_s": None if both_at is None else round(both_at, 2),
         "aggregate_mbps": round(sum(flows), 2),
         "flow_mbps": [round(f, 2) for f in flows],
         "moves": None if move_at is None else len(move_at),
         "move_at_s": move_at,
         "series": series,
+        "flow_series": per_second,
+        "timeline": timeline,
+    }
+
+
+def window_mbps(series: list, mode) -> list[float]:
+    """Per uplink, the mean tx rate of the 0.5 s samples in iperf3's last window_s s."""
+    lo, hi = mode.iperf_s - mode.window_s, mode.iperf_s + SAMPLE / 2
+    rows = [rates for t, rates in series if lo < t <= hi]
+    if not rows:
+        return [0.0] * len(UPLINKS)
+    return [round(sum(r[u] for r in rows) / len(rows), 2) for u in range(len(UPLINKS))]
+
+
+def jain(values: list[float]) -> float | None:
+    """Jain's fairness index: (sum x)^2 / (n sum x^2); 1 = all equal, 1/n = one takes all."""
+    square_sum = sum(v * v for v in values)
+    return round(sum(values) ** 2 / (len(values) * square_sum), 3) if square_sum else None
+
+
+def run_mixed(net, system: System, mode, settle: bool = True) -> dict:
+    """The mixed-speeds scenario: VMs placed as the system places them, then 4 flows."""
+    rates = {u: htb_rate_mbps(u) for u in UPLINKS}
+    if rates != {u: float(bw) for u, bw in zip(UPLINKS, MIXED_BW, strict=True)}:
+        raise tb.HarnessError(f"uplink htb rates {rates}, expected {MIXED_BW} Mbit/s")
+    speeds = None
+    if isinstance(system, Ours):
+        speeds = {n: u["speed_bps"] / 1e6 for n, u in system.uplinks().items()}
+        if speeds != rates:
+            raise tb.HarnessError(f"controller sees speeds {speeds} Mbit/s, expected {rates}")
+    r1 = net.get(REMOTES[0])
+    for name in VMS:  # in order: the order in which each system first sees them
+        tb.wait_until(
+            lambda n=name: tb.ping(net.get(n), r1), timeout=10, desc=f"{name} to reach r1"
+        )
+    learned = time.monotonic()
+    start = system.placement(net)
+    log(f"{system.name}: placement before traffic {start}")
+    if settle:  # as in the other scenario: one dwell after the last VM was learned
+        time.sleep(max(0.0, learned + REBALANCE + 0.5 - time.monotonic()))
+    flows = iperf_flows(net, system, mode, poll=True)
+    end = system.placement(net)
+    log(
+        f"{system.name}: placement after traffic {end}, moves at {flows['move_at_s']} s, "
+        f"flows {flows['flow_mbps']} Mbit/s"
+    )
+    return {
+        "start_placement": start,
+        "end_placement": end,
+        "htb_mbps": rates,
+        "controller_speeds_mbps": speeds,
+        "slow_vms_start": sum(u == SLOW for u in start.values()),
+        "slow_vms_end": sum(u == SLOW for u in end.values()),
+        "aggregate_mbps": flows["aggregate_mbps"],
+        # per uplink: its tx counter over iperf3's last window_s s
+        "carried_mbps": window_mbps(flows["series"], mode),
+        "flow_mbps": flows["flow_mbps"],
+        "jain": jain(flows["flow_mbps"]),
+        "moves": flows["moves"],
+        "move_at_s": flows["move_at_s"],
+        "series": flows["series"],
+        "flow_series": flows["flow_series"],  # per VM: iperf3's 1 s intervals (Mbit/s)
+        "timeline": flows["timeline"],  # every 2 s: placement, the system's loads
     }
 
 
@@ -458,13 +607,16 @@ def run_failover(net, system: System, mode) -> dict:
     }
 
 
-def run_system(system: System, mode, settle: bool = True) -> dict:
+def run_system(system: System, mode, settle: bool = True, scenario: str = "equal") -> dict:
     t_start = time.monotonic()
     try:
-        log(f"{system.name}: starting")
+        log(f"{system.name}: starting ({SCENARIOS[scenario]})")
         net = system.start()
         res = {"system": system.name, "setup_s": round(time.monotonic() - t_start, 1)}
         log(f"{system.name}: network up in {res['setup_s']} s")
+        if scenario == "mixed":
+            res.update(run_mixed(net, system, mode, settle))
+            return res
         res.update(run_traffic(net, system, mode, settle))
         res["failover"] = run_failover(net, system, mode)
         return res
@@ -504,6 +656,47 @@ METRICS = [
     ("moves", "MAC moves while iperf3 ran", lambda r: r["moves"], "g", "n/a"),
 ]
 
+MIXED_METRICS = [
+    (
+        "aggregate_mbps",
+        "aggregate throughput (Mbit/s) *",
+        lambda r: r["aggregate_mbps"],
+        ".1f",
+        "n/a",
+    ),
+    (
+        "uplink1_mbps",
+        f"carried by uplink 1, {MIXED_BW[0]} Mbit/s (Mbit/s) **",
+        lambda r: r["carried_mbps"][0],
+        ".1f",
+        "n/a",
+    ),
+    (
+        "uplink2_mbps",
+        f"carried by uplink 2, {MIXED_BW[1]} Mbit/s (Mbit/s) **",
+        lambda r: r["carried_mbps"][1],
+        ".1f",
+        "n/a",
+    ),
+    (
+        "slow_vms_end",
+        f"VMs on the {min(MIXED_BW)} Mbit/s uplink at end (of {len(VMS)})",
+        lambda r: r["slow_vms_end"],
+        "g",
+        "n/a",
+    ),
+    ("jain", "Jain's fairness index, 4 flows ***", lambda r: r["jain"], ".2f", "n/a"),
+    ("min_flow_mbps", "slowest flow (Mbit/s)", lambda r: min(r["flow_mbps"]), ".2f", "n/a"),
+    ("moves", "MAC moves while iperf3 ran", lambda r: r["moves"], "g", "n/a"),
+    (
+        "slow_vms_start",
+        f"  VMs on the {min(MIXED_BW)} Mbit/s uplink at start",
+        lambda r: r["slow_vms_start"],
+        "g",
+        "n/a",
+    ),
+]
+
 
 def _median(values: list[float]) -> float:
     ranked = sorted(values)
@@ -516,8 +709,17 @@ def summary(runs: list[dict]) -> dict:
     never used both uplinks counts as later than any that did; other unknowns (None) are
     left out."""
     ok = [r for r in runs if "error" not in r]
+    out = _per_metric(ok, METRICS)
+    out["pings_received"] = sum(r["failover"]["received"] for r in ok)
+    out["pings_sent"] = sum(r["failover"]["sent"] for r in ok)
+    out["started_on_one_uplink"] = [r["started_on_one_uplink"] for r in ok]
+    out["errors"] = [r["error"] for r in runs if "error" in r]
+    return out
+
+
+def _per_metric(ok: list[dict], metrics: list) -> dict:
     out = {}
-    for key, _, get, _, _ in METRICS:
+    for key, _, get, _, _ in metrics:
         vals = [get(r) for r in ok]
         known = [v for v in vals if v is not None]
         if key == "both_used_s" and vals:
@@ -526,9 +728,12 @@ def summary(runs: list[dict]) -> dict:
             med = _median(known) if known else None
         med = None if med is None or math.isinf(med) else round(med, 3)
         out[key] = {"median": med, "runs": vals}
-    out["pings_received"] = sum(r["failover"]["received"] for r in ok)
-    out["pings_sent"] = sum(r["failover"]["sent"] for r in ok)
-    out["started_on_one_uplink"] = [r["started_on_one_uplink"] for r in ok]
+    return out
+
+
+def summary_mixed(runs: list[dict]) -> dict:
+    """Per metric of the mixed-speeds scenario: median over the successful runs, and each."""
+    out = _per_metric([r for r in runs if "error" not in r], MIXED_METRICS)
     out["errors"] = [r["error"] for r in runs if "error" in r]
     return out
 
@@ -543,6 +748,16 @@ def _val(v, spec: str, none: str = "never") -> str:
     return none if v is None else format(v, spec)
 
 
+def _cell(sums: dict, key: str, spec: str, none: str) -> str:
+    s = sums[key]
+    if not s["runs"]:
+        return "ERROR" if sums["errors"] else "-"
+    text = _val(s["median"], spec, none)
+    if len(s["runs"]) > 1:
+        text += " (" + ", ".join(_val(v, spec, none) for v in s["runs"]) + ")"
+    return text
+
+
 def table(results: dict, mode, argv_line: str) -> str:
     keys = [k for k in ("ours", "ovs") if results.get(k)]
     sums = {k: summary(results[k]) for k in keys}
@@ -550,13 +765,7 @@ def table(results: dict, mode, argv_line: str) -> str:
     width, col = 36, 24
 
     def cell(k, key, spec, none):
-        s = sums[k][key]
-        if not s["runs"]:
-            return "ERROR" if sums[k]["errors"] else "-"
-        text = _val(s["median"], spec, none)
-        if len(s["runs"]) > 1:
-            text += " (" + ", ".join(_val(v, spec, none) for v in s["runs"]) + ")"
-        return text
+        return _cell(sums[k], key, spec, none)
 
     lines = [
         f"# {platform.python_implementation()} {platform.python_version()}, "
@@ -590,66 +799,190 @@ def table(results: dict, mode, argv_line: str) -> str:
     return "\n".join(lines)
 
 
-def plot(results: dict, path: Path, mode) -> None:
+def table_mixed(results: dict, mode) -> str:
+    keys = [k for k in ("ours", "ovs") if results.get(k)]
+    sums = {k: summary_mixed(results[k]) for k in keys}
+    n_runs = max((len(results[k]) for k in keys), default=0)
+    width, col = max(len(m[1]) for m in MIXED_METRICS) + 2, 24
+    lines = [
+        f"# mixed speeds: uplink 1 {MIXED_BW[0]} Mbit/s, uplink 2 {MIXED_BW[1]} Mbit/s; "
+        f"slb-ryu told uplink_speeds = {MIXED_SPEEDS}; OVS bond as is; VMs placed as each "
+        f"system places them; rebalance every {REBALANCE} s; iperf3 -t {mode.iperf_s}",
+        f"# {n_runs} run(s) per system: median (each run)",
+        f"{'metric':<{width}}" + "".join(f"{SYSTEMS[k]:>{col}}" for k in keys),
+        "-" * (width + col * len(keys)),
+    ]
+    for key, label, _, spec, none in MIXED_METRICS:
+        cells = "".join(f"{_cell(sums[k], key, spec, none):>{col}}" for k in keys)
+        lines.append(f"{label:<{width}}" + cells)
+    lines += [
+        "-" * (width + col * len(keys)),
+        f"# * sum of the 4 iperf3 flows over their last {mode.window_s} s; "
+        f"max {sum(MIXED_BW)} Mbit/s ({' + '.join(map(str, MIXED_BW))})",
+        f"# ** the uplink's tx counter over the same {mode.window_s} s "
+        "(frames with their headers: a full link shows a little above iperf3's rate)",
+        "# *** (sum x)^2 / (4 sum x^2) over the 4 flows' rates: 1 = equal, 0.25 = one takes all",
+    ]
+    for k in keys:
+        for err in sums[k]["errors"]:
+            lines.append(f"# {SYSTEMS[k]}: ERROR: {err}")
+    return "\n".join(lines)
+
+
+COLORS = {"ours": "tab:blue", "ovs": "tab:red"}
+
+
+SHORT = {"ours": "slb-ryu", "ovs": "OVS"}  # tick labels of the narrow panels
+
+
+def _bars(ax, keys, sums, key, title, spec, top=None, names=SYSTEMS) -> None:
+    """One bar per system (its median), a dot per run when there are several; top: a
+    dashed line at that value (the bars' upper bound), labels inside the bars then."""
+    for x, k in enumerate(keys):
+        s = sums[k][key]
+        med = s["median"]
+        ax.bar(x, med or 0.0, color=COLORS[k], alpha=0.85, width=0.6)
+        runs = [v for v in s["runs"] if v is not None]
+        if len(s["runs"]) > 1:
+            ax.plot([x] * len(runs), runs, "o", color="black", ms=4, zorder=3)
+        inside = top is not None and bool(med)
+        ax.annotate(
+            _val(med, spec),
+            (x, med or 0.0),
+            xytext=(0, -4 if inside else 3),
+            textcoords="offset points",
+            ha="center",
+            va="top" if inside else "bottom",
+            color="white" if inside else "black",
+        )
+    ax.set_xticks(range(len(keys)), [names[k] for k in keys])
+    ax.set_xlim(-0.6, len(keys) - 0.4)
+    if top is not None:
+        ax.axhline(top, color="grey", ls="--", lw=1)
+        ax.set_ylim(0, top * 1.2)
+    else:
+        ax.set_ylim(0, max(1.0, *(sums[k][key]["median"] or 0 for k in keys)) * 1.25)
+    ax.set_title(title, fontsize=10)
+
+
+def _carried(ax, keys, sums) -> None:
+    """Per system, what each uplink carried: uplink 1 below, uplink 2 stacked on it."""
+    for x, k in enumerate(keys):
+        low = sums[k]["uplink1_mbps"]["median"] or 0.0
+        high = sums[k]["uplink2_mbps"]["median"] or 0.0
+        ax.bar(x, low, color=COLORS[k], alpha=0.85, width=0.6)
+        ax.bar(x, high, bottom=low, color=COLORS[k], alpha=0.35, width=0.6, hatch="//")
+        ax.annotate(f"{low:.1f}", (x, low / 2), ha="center", va="center", color="white")
+        ax.annotate(
+            f"{high:.1f}", (x, low + high), xytext=(0, 3), textcoords="offset points", ha="center"
+        )
+    ax.axhline(sum(MIXED_BW), color="grey", ls="--", lw=1)
+    ax.set_ylim(0, sum(MIXED_BW) * 1.3)
+    ax.set_xticks(range(len(keys)), [SHORT[k] for k in keys])
+    ax.set_xlim(-0.6, len(keys) - 0.4)
+    ax.set_title(
+        f"carried (Mbit/s), uplink 1 ({MIXED_BW[0]})\n+ uplink 2 ({MIXED_BW[1]}, hatched)",
+        fontsize=10,
+    )
+
+
+def _uplink_series(ax, run: dict, title: str, top: float) -> None:
+    t = [s[0] for s in run["series"]]
+    for u, style in zip(range(len(UPLINKS)), ("-", "--"), strict=True):
+        ax.plot(t, [s[1][u] for s in run["series"]], style, label=UPLINKS[u])
+    if run.get("both_used_s") is not None:
+        ax.axvline(run["both_used_s"], color="grey", lw=1, ls=":")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("s since iperf3 start")
+    ax.set_ylim(0, top * 1.25)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def _flow_series(ax, run: dict, title: str) -> None:
+    """Each VM's iperf3 rate (1 s intervals), labelled with its uplink at start and end;
+    dotted verticals: MAC moves (placement every 2 s is in the JSON's timeline)."""
+
+    def short(uplink):
+        return "?" if uplink is None else uplink.rsplit("-", 1)[-1]
+
+    for vm, rates in zip(VMS, run["flow_series"], strict=True):
+        a, b = short(run["start_placement"].get(vm)), short(run["end_placement"].get(vm))
+        label = f"{vm}: {a}" if a == b else f"{vm}: {a} -> {b}"
+        ax.plot(range(1, len(rates) + 1), rates, "-o", ms=3, label=label)
+    for at in run["move_at_s"] or []:
+        if at is not None:
+            ax.axvline(at, color="black", lw=0.8, ls=":")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("s since iperf3 start")
+    ax.set_ylim(0, max(MIXED_BW) * 1.4)
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
+
+
+def plot(results: dict, mixed: dict, path: Path, mode) -> None:
+    """Bars (median of the runs, dots: each run) and run 1 over time, for each scenario
+    that has a successful run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("ours", "ovs") if any("error" not in r for r in results.get(k, []))]
-    sums = {k: summary(results[k]) for k in keys}
-    colors = {"ours": "tab:blue", "ovs": "tab:red"}
-    fig = plt.figure(figsize=(12, 7.5))
-    grid = fig.add_gridspec(2, 6, height_ratios=[1, 1.1], hspace=0.5, wspace=1.0)
-    panels = [
-        ("both_used_s", "time until both uplinks used (s)", ".1f"),
-        ("aggregate_mbps", f"aggregate throughput (Mbit/s)\nlast {mode.window_s} s", ".1f"),
-        ("loss_window_ms", "failover loss window (ms)", ".0f"),
-    ]
-    for i, (key, title, spec) in enumerate(panels):
-        ax = fig.add_subplot(grid[0, 2 * i : 2 * i + 2])
-        for x, k in enumerate(keys):
-            s = sums[k][key]
-            med = s["median"]
-            ax.bar(x, med or 0.0, color=colors[k], alpha=0.85, width=0.6)
-            runs = [v for v in s["runs"] if v is not None]
-            if len(s["runs"]) > 1:
-                ax.plot([x] * len(runs), runs, "o", color="black", ms=4, zorder=3)
-            inside = key == "aggregate_mbps" and med  # its bar reaches the 20 Mbit/s line
-            ax.annotate(
-                _val(med, spec),
-                (x, med or 0.0),
-                xytext=(0, -4 if inside else 3),
-                textcoords="offset points",
-                ha="center",
-                va="top" if inside else "bottom",
-                color="white" if inside else "black",
+    def ok_keys(res):
+        return [k for k in ("ours", "ovs") if any("error" not in r for r in res.get(k, []))]
+
+    keys, mkeys = ok_keys(results), ok_keys(mixed)
+    sections = [sc for sc, ks in (("equal", keys), ("mixed", mkeys)) if ks]
+    fig = plt.figure(figsize=(12, 7.5 * len(sections)))
+    subfigs = fig.subfigures(len(sections), 1, hspace=0.05, squeeze=False)[:, 0]
+    for sub, scenario in zip(subfigs, sections, strict=True):
+        grid = sub.add_gridspec(2, 60, height_ratios=[1, 1.1], hspace=0.5)
+        gap = 5  # grid columns left empty between panels
+        if scenario == "equal":
+            sums = {k: summary(results[k]) for k in keys}
+            aggregate = f"aggregate throughput (Mbit/s)\nlast {mode.window_s} s"
+            panels = [
+                ("both_used_s", "time until both uplinks used (s)", ".1f", None),
+                ("aggregate_mbps", aggregate, ".1f", 2 * BW),
+                ("loss_window_ms", "failover loss window (ms)", ".0f", None),
+            ]
+            for i, (key, title, spec, top) in enumerate(panels):
+                ax = sub.add_subplot(grid[0, 20 * i : 20 * i + 20 - gap])
+                _bars(ax, keys, sums, key, title, spec, top)
+            for j, k in enumerate(keys):
+                ax = sub.add_subplot(grid[1, 30 * j : 30 * j + 30 - gap])
+                run = next(r for r in results[k] if "error" not in r)
+                title = f"{SYSTEMS[k]}, run 1: uplink tx (Mbit/s, 0.5 s samples)"
+                _uplink_series(ax, run, title, BW)
+            n = max(len(results[k]) for k in keys)
+            sub.suptitle(
+                f"4 VMs start on uplink 1 of 2 x {BW} Mbit/s, rebalance every {REBALANCE} s; "
+                f"bars: median of {n} run(s), dots: each run",
+                fontsize=11,
             )
-        ax.set_xticks(range(len(keys)), [SYSTEMS[k] for k in keys])
-        if key == "aggregate_mbps":
-            ax.axhline(2 * BW, color="grey", ls="--", lw=1)
-            ax.set_ylim(0, 2 * BW * 1.2)
-        else:
-            ax.margins(y=0.2)
-        ax.set_title(title, fontsize=10)
-    for j, k in enumerate(keys):
-        ax = fig.add_subplot(grid[1, 3 * j : 3 * j + 3])
-        run = next(r for r in results[k] if "error" not in r)
-        t = [s[0] for s in run["series"]]
-        for u, style in zip(range(len(UPLINKS)), ("-", "--"), strict=True):
-            ax.plot(t, [s[1][u] for s in run["series"]], style, label=UPLINKS[u])
-        if run["both_used_s"] is not None:
-            ax.axvline(run["both_used_s"], color="grey", lw=1, ls=":")
-        ax.set_title(f"{SYSTEMS[k]}, run 1: uplink tx (Mbit/s, 0.5 s samples)", fontsize=10)
-        ax.set_xlabel("s since iperf3 start")
-        ax.set_ylim(0, BW * 1.25)
-        ax.legend(fontsize=8, loc="lower right")
-    n = max(len(results[k]) for k in keys)
-    fig.suptitle(
-        f"Live (Mininet): 4 VMs start on uplink 1 of 2 x {BW} Mbit/s, rebalance every "
-        f"{REBALANCE} s; bars: median of {n} run(s), dots: each run",
-        fontsize=11,
-    )
+            continue
+        sums = {k: summary_mixed(mixed[k]) for k in mkeys}
+        panels = [
+            ("aggregate_mbps", f"aggregate throughput\n(Mbit/s), last {mode.window_s} s", ".1f"),
+            ("jain", "Jain's fairness index\n(4 flows)", ".2f"),
+            ("slow_vms_end", f"VMs on the {min(MIXED_BW)} Mbit/s\nuplink at end", "g"),
+            ("moves", "MAC moves while\niperf3 ran", "g"),
+        ]
+        ax = sub.add_subplot(grid[0, 0 : 12 - gap])
+        _carried(ax, mkeys, sums)
+        for i, (key, title, spec) in enumerate(panels, start=1):
+            ax = sub.add_subplot(grid[0, 12 * i : 12 * i + 12 - gap])
+            top = {"aggregate_mbps": sum(MIXED_BW), "jain": 1.0}.get(key)
+            _bars(ax, mkeys, sums, key, title, spec, top, names=SHORT)
+        for j, k in enumerate(mkeys):
+            ax = sub.add_subplot(grid[1, 30 * j : 30 * j + 30 - gap])
+            run = next(r for r in mixed[k] if "error" not in r)
+            _flow_series(ax, run, f"{SYSTEMS[k]}, run 1: each VM's iperf3 rate (Mbit/s)")
+        n = max(len(mixed[k]) for k in mkeys)
+        sub.suptitle(
+            f"Mixed speeds: uplink 1 {MIXED_BW[0]} Mbit/s, uplink 2 {MIXED_BW[1]} Mbit/s, VMs "
+            f"placed by each system; bars: median of {n} run(s), dots: each run; "
+            "dotted: MAC moves",
+            fontsize=11,
+        )
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
@@ -661,7 +994,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: iperf3 -t 10, 300 pings")
     ap.add_argument("--only", choices=sorted(SYSTEMS), help="run one system only")
-    ap.add_argument("--runs", type=int, default=None, help="runs per system (default 2, quick 1)")
+    ap.add_argument("--scenario", choices=sorted(SCENARIOS), help="run one scenario only")
+    ap.add_argument(
+        "--runs", type=int, default=None, help="runs per system and scenario (default 2, quick 1)"
+    )
     ap.add_argument(
         "--no-settle",
         action="store_true",
@@ -692,26 +1028,45 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     deadline = started + mode.budget_s
     systems = [k for k in ("ours", "ovs") if not args.only or k == args.only]
-    results: dict = {k: [] for k in systems}
+    scenarios = [k for k in SCENARIOS if not args.scenario or k == args.scenario]
+    factories = {
+        "equal": {"ours": Ours, "ovs": Ovs},
+        "mixed": {
+            "ours": lambda: Ours(MIXED_TOPO, MIXED_CONFIG),
+            "ovs": lambda: Ovs(MIXED_TOPO),
+        },
+    }
+    by_scenario: dict = {
+        sc: {k: [] for k in (systems if sc in scenarios else [])} for sc in SCENARIOS
+    }
     failed = False
     skipped = 0
-    for round_no in range(n_runs):
-        for key in systems:
-            left = deadline - time.monotonic()
-            if round_no and left < mode.run_s:
-                skipped += 1
-                log(f"{key}: run {round_no + 1} skipped, {left:.0f} s of the budget left")
-                continue
-            signal.alarm(max(1, int(left)))
-            try:
-                system = {"ours": Ours, "ovs": Ovs}[key]()
-                results[key].append(run_system(system, mode, settle=not args.no_settle))
-            except Exception as exc:  # noqa: BLE001 - reported, then the other system runs
-                results[key].append({"system": key, "error": f"{type(exc).__name__}: {exc}"})
-                failed = True
-                log(f"{key}: FAILED: {type(exc).__name__}: {exc}")
-            finally:
-                signal.alarm(0)
+    for n_sc, scenario in enumerate(scenarios):
+        for round_no in range(n_runs):
+            for key in systems:
+                left = deadline - time.monotonic()
+                if (round_no or n_sc) and left < mode.run_s[scenario]:
+                    skipped += 1
+                    log(
+                        f"{key}: {scenario} run {round_no + 1} skipped, "
+                        f"{left:.0f} s of the budget left"
+                    )
+                    continue
+                signal.alarm(max(1, int(left)))
+                try:
+                    system = factories[scenario][key]()
+                    by_scenario[scenario][key].append(
+                        run_system(system, mode, settle=not args.no_settle, scenario=scenario)
+                    )
+                except Exception as exc:  # noqa: BLE001 - reported, then the other system runs
+                    by_scenario[scenario][key].append(
+                        {"system": key, "error": f"{type(exc).__name__}: {exc}"}
+                    )
+                    failed = True
+                    log(f"{key}: FAILED: {type(exc).__name__}: {exc}")
+                finally:
+                    signal.alarm(0)
+    results, mixed = by_scenario["equal"], by_scenario["mixed"]
     elapsed = time.monotonic() - started
     args_given = sys.argv[1:] if argv is None else argv
     argv_line = " ".join([".venv/bin/python bench/live.py", *args_given])
@@ -730,11 +1085,25 @@ def main(argv: list[str] | None = None) -> int:
             "command": argv_line,
             "summary": {k: summary(v) for k, v in results.items()},
             "runs": results,
+            "mixed": {
+                "uplink_mbps": MIXED_BW,
+                "uplink_speeds": MIXED_SPEEDS,
+                "summary": {k: summary_mixed(v) for k, v in mixed.items()},
+                "runs": mixed,
+            },
         }
         Path(json_path).write_text(json.dumps(doc, indent=1) + "\n")
-    print(table(results, mode, argv_line + "   (as root)"))
+    if results:
+        print(table(results, mode, argv_line + "   (as root)"))
+    if mixed:
+        if results:
+            print()
+        print(table_mixed(mixed, mode))
+        if not results:
+            print(f"# reproduce: {argv_line}   (as root)")
+    n_done = sum(map(len, results.values())) + sum(map(len, mixed.values()))
     print(
-        f"# {sum(map(len, results.values()))} runs in {elapsed:.0f} s"
+        f"# {n_done} runs in {elapsed:.0f} s"
         + (f"; {skipped} skipped (time budget)" if skipped else "")
         + ("; FAILED" if failed else "")
     )
@@ -742,7 +1111,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# json: {json_path}")
     if plot_path and not failed:
         try:
-            plot(results, Path(plot_path), mode)
+            plot(results, mixed, Path(plot_path), mode)
             print(f"# plot: {plot_path}")
         except ImportError:
             print("# plot skipped: matplotlib is not installed (make bench installs it)")

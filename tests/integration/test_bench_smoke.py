@@ -49,12 +49,28 @@ def test_algorithm_benchmark_quick():
 def test_live_benchmark_quick(ovs, tmp_path):
     out_json = tmp_path / "live.json"
     out = run(["bench/live.py", "--quick", "--json", str(out_json)], timeout=190)
-    row = re.search(r"^aggregate throughput \(Mbit/s\) \*\s+([\d.]+)\s+([\d.]+)\s*$", out, re.M)
+    assert "ERROR" not in out, out
+    equal, sep, mixed = out.partition("\n# mixed speeds:")
+    assert sep, f"no mixed-speeds table\n{out}"
+    row = re.search(r"^aggregate throughput \(Mbit/s\) \*\s+([\d.]+)\s+([\d.]+)\s*$", equal, re.M)
     assert row, out
     assert float(row.group(1)) > 0 and float(row.group(2)) > 0, row.group(0)
     for label in ("time until both uplinks used", "failover loss window"):
-        assert re.search(rf"^{label} \(\w+\)\s+(\S+)\s+(\S+)\s*$", out, re.M), (label, out)
-    assert "ERROR" not in out, out
+        assert re.search(rf"^{label} \(\w+\)\s+(\S+)\s+(\S+)\s*$", equal, re.M), (label, out)
+
+    # second table: mixed speeds (10 + 2 Mbit/s); positive figures, no targets
+    for label in (
+        r"aggregate throughput \(Mbit/s\) \*",
+        r"carried by uplink 1, 10 Mbit/s \(Mbit/s\) \*\*",
+        r"carried by uplink 2, 2 Mbit/s \(Mbit/s\) \*\*",
+        r"Jain's fairness index, 4 flows \*\*\*",
+        r"slowest flow \(Mbit/s\)",
+    ):
+        row = re.search(rf"^{label}\s+([\d.]+)\s+([\d.]+)\s*$", mixed, re.M)
+        assert row, (label, out)
+        assert float(row.group(1)) > 0 and float(row.group(2)) > 0, row.group(0)
+    for label in (r"VMs on the 2 Mbit/s uplink at end \(of 4\)", "MAC moves while iperf3 ran"):
+        assert re.search(rf"^{label}\s+(\d+)\s+(\d+)\s*$", mixed, re.M), (label, out)
 
     doc = json.loads(out_json.read_text())
     assert set(doc["runs"]) == {"ours", "ovs"}
@@ -66,3 +82,15 @@ def test_live_benchmark_quick(ovs, tmp_path):
         assert res["series"], system
         failover = res["failover"]
         assert failover["sent"] > 0 and failover["received"] > 0, failover
+
+    assert set(doc["mixed"]["runs"]) == {"ours", "ovs"}
+    for system, runs in doc["mixed"]["runs"].items():
+        assert len(runs) == 1 and "error" not in runs[0], (system, runs)
+        res = runs[0]
+        assert res["htb_mbps"] == {"bhv1-eth1": 10.0, "bhv1-eth2": 2.0}, res["htb_mbps"]
+        assert res["aggregate_mbps"] > 0 and all(f > 0 for f in res["flow_mbps"]), res
+        assert all(m > 0 for m in res["carried_mbps"]), res["carried_mbps"]
+        assert 0.25 <= res["jain"] <= 1.0, res["jain"]
+        assert res["series"] and res["timeline"], system
+    ours = doc["mixed"]["runs"]["ours"][0]
+    assert ours["controller_speeds_mbps"] == ours["htb_mbps"], ours["controller_speeds_mbps"]
