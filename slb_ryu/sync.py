@@ -71,13 +71,7 @@ class SwitchState:
         return self._sync({f.key: f for f in desired}, set(self.by_mac.get(key, ())))
 
     def sync_groups(self, desired: Iterable[GroupSpec]) -> list[Mod]:
-        mods: list[Mod] = []
-        for spec in desired:
-            have = self.groups.get(spec.group_id)
-            if have != spec:
-                mods.append(("group", "add" if have is None else "modify", spec))
-                self.groups[spec.group_id] = spec
-        return mods
+        return _sync_by_id("group", self.groups, {g.group_id: g for g in desired})
 
     def stale_groups(self, desired: Iterable[GroupSpec]) -> list[Mod]:
         """Groups we no longer want (e.g. a VLAN that is gone); sent after the flows."""
@@ -85,13 +79,7 @@ class SwitchState:
         return [("group", "delete", self.groups.pop(g)) for g in sorted(set(self.groups) - wanted)]
 
     def sync_meters(self, desired: Iterable[MeterSpec]) -> list[Mod]:
-        mods: list[Mod] = []
-        for spec in desired:
-            have = self.meters.get(spec.meter_id)
-            if have != spec:
-                mods.append(("meter", "add" if have is None else "modify", spec))
-                self.meters[spec.meter_id] = spec
-        return mods
+        return _sync_by_id("meter", self.meters, {m.meter_id: m for m in desired})
 
     def _sync(self, wanted: dict[tuple, FlowSpec], current: set[tuple]) -> list[Mod]:
         mods: list[Mod] = []
@@ -129,3 +117,13 @@ class SwitchState:
             keys.discard(key)
             if not keys:
                 del self.by_mac[mac]
+
+
+def _sync_by_id(kind: str, have: dict[int, Any], wanted: dict[int, Any]) -> list[Mod]:
+    """Add or modify groups/meters (by id) so `have` holds `wanted`; extras stay."""
+    mods: list[Mod] = []
+    for ident, spec in wanted.items():
+        if have.get(ident) != spec:
+            mods.append((kind, "add" if ident not in have else "modify", spec))
+            have[ident] = spec
+    return mods
