@@ -38,15 +38,25 @@ globals of ``mn`` when loaded with ``--custom``: do not define names that ``mn``
 uses itself (``version``, ``CLI``, ``TESTS``, ...).
 """
 
+from __future__ import annotations
+
 import os
 import re
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from mininet.link import TCIntf, TCLink
 from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch, RemoteController
 from mininet.topo import Topo
+
+if TYPE_CHECKING:  # type-only imports: not run, so they add no globals to `mn --custom`
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
+
+    from mininet.link import Intf
+    from mininet.node import Controller, Node
 
 CHASSIS_SUBNET = "10.0.0.0/24"
 CHASSIS_DEFAULTS = {
@@ -71,7 +81,9 @@ _ROLE_DPID = {"tor1": 0x1001, "tor2": 0x1002, "agg1": 0x2001, "agg2": 0x2002}
 # topology, the tests and the by-name cleanup.
 
 
-def _check_params(hvs, uplinks, vms_per_hv, remotes, prefix):
+def _check_params(
+    hvs: int, uplinks: int, vms_per_hv: int, remotes: int, prefix: str | None
+) -> None:
     if not 1 <= hvs <= 9:
         raise ValueError("hvs must be 1..9")
     if not 1 <= uplinks <= 4:
@@ -84,7 +96,7 @@ def _check_params(hvs, uplinks, vms_per_hv, remotes, prefix):
         raise ValueError("prefix must be 0..3 lowercase letters")
 
 
-def chassis_dpid(name, prefix=""):
+def chassis_dpid(name: str, prefix: str = "") -> str:
     """Distinct 16-hex-digit dpid of a chassis node (name WITHOUT prefix).
 
     hvN -> N, tor1/tor2 -> 0x1001/0x1002, agg1/agg2 -> 0x2001/0x2002; a prefix
@@ -100,7 +112,14 @@ def chassis_dpid(name, prefix=""):
     return "%016x" % ((high << 32) | low)
 
 
-def chassis_names(hvs=1, uplinks=2, vms_per_hv=2, remotes=2, prefix="", **_ignored):
+def chassis_names(
+    hvs: int = 1,
+    uplinks: int = 2,
+    vms_per_hv: int = 2,
+    remotes: int = 2,
+    prefix: str = "",
+    **_ignored: Any,
+) -> dict[str, Any]:
     """Names used by a topology with these parameters.
 
     Returns {'fabric': [...], 'hvs': [...], 'vms': {hv: [...]}, 'remotes': [...]}."""
@@ -116,7 +135,7 @@ def chassis_names(hvs=1, uplinks=2, vms_per_hv=2, remotes=2, prefix="", **_ignor
     }
 
 
-def host_addr(name, prefix=""):
+def host_addr(name: str, prefix: str = "") -> tuple[str, str]:
     """(ip_with_len, mac) of a VM ``v<h><k>`` or remote ``r<j>`` (name without prefix)."""
     m = re.fullmatch(r"v(\d)(\d)", name)
     if m:
@@ -129,7 +148,9 @@ def host_addr(name, prefix=""):
     raise ValueError("not a chassis host: %r" % name)
 
 
-def uplink_map(hvs=1, uplinks=2, prefix="", **_ignored):
+def uplink_map(
+    hvs: int = 1, uplinks: int = 2, prefix: str = "", **_ignored: Any
+) -> dict[str, list[dict[str, Any]]]:
     """For each hv, its uplinks in order and the ToR port facing each.
 
     Returns {hv_name: [{'uplink': 'hv1-eth1', 'port_no': 1, 'tor': 'tor1',
@@ -159,7 +180,7 @@ def uplink_map(hvs=1, uplinks=2, prefix="", **_ignored):
     return out
 
 
-def remote_map(remotes=2, prefix="", **_ignored):
+def remote_map(remotes: int = 2, prefix: str = "", **_ignored: Any) -> dict[str, tuple[str, str]]:
     """{remote: (agg_name, agg_port_name)}: r1 on agg1, r2 on agg2, r3 on agg1..."""
     p = prefix
     out = {}
@@ -170,7 +191,7 @@ def remote_map(remotes=2, prefix="", **_ignored):
     return out
 
 
-def parse_vlans(vlans):
+def parse_vlans(vlans: int | str | Iterable[int | str] | None) -> list[int]:
     """VLAN list from a list or a string '10:20' / '10+20' / '10 20' (mn's --topo splits
     its arguments on commas, so a comma cannot separate them there)."""
     if vlans in (None, "", "None", "none", 0, "0"):
@@ -183,7 +204,14 @@ def parse_vlans(vlans):
     return out
 
 
-def host_vlans(hvs=1, vms_per_hv=2, remotes=2, prefix="", vlans=None, **_ignored):
+def host_vlans(
+    hvs: int = 1,
+    vms_per_hv: int = 2,
+    remotes: int = 2,
+    prefix: str = "",
+    vlans: int | str | Iterable[int | str] | None = None,
+    **_ignored: Any,
+) -> dict[str, int]:
     """{host: access VLAN} when ``vlans`` is given: each hv's VMs alternate over the VLANs
     (v11 -> first, v12 -> second, ...); remotes go in pairs (r1, r2 -> first; r3, r4 ->
     second ...) so every VLAN has a remote on agg1 and on agg2. Empty without ``vlans``."""
@@ -200,7 +228,7 @@ def host_vlans(hvs=1, vms_per_hv=2, remotes=2, prefix="", vlans=None, **_ignored
     return out
 
 
-def _bw_for(uplink_bw, i):
+def _bw_for(uplink_bw: float | str | Sequence[float | str] | None, i: int) -> float | None:
     """Bandwidth (Mbit/s or None) of uplink i (0-based) from a scalar or a list."""
     if isinstance(uplink_bw, (list, tuple)):
         bw = uplink_bw[i % len(uplink_bw)]
@@ -215,14 +243,14 @@ def _bw_for(uplink_bw, i):
 # Node / link classes
 
 
-def _no_ipv6(node, intf):
+def _no_ipv6(node: Node, intf: str) -> None:
     node.cmd("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 2>/dev/null" % intf)
 
 
 class ChassisIntf(TCIntf):
     """TCIntf that disables IPv6 on itself before it is brought up (no RS/ND/MLD)."""
 
-    def config(self, **params):
+    def config(self, **params: Any) -> dict[str, Any] | None:
         _no_ipv6(self.node, self.name)
         return super().config(**params)
 
@@ -230,7 +258,7 @@ class ChassisIntf(TCIntf):
 class ChassisLink(TCLink):
     """TCLink with checksum offload off and IPv6 disabled on both ends."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("cls1", ChassisIntf)
         kwargs.setdefault("cls2", ChassisIntf)
         kwargs.setdefault("txo", False)
@@ -241,7 +269,7 @@ class ChassisLink(TCLink):
 class ChassisHost(Host):
     """Host with IPv6 off in its namespace."""
 
-    def config(self, **params):
+    def config(self, **params: Any) -> dict[str, Any]:
         r = super().config(**params)
         for key in ("all", "default", "lo"):
             self.cmd("sysctl -qw net.ipv6.conf.%s.disable_ipv6=1 2>/dev/null" % key)
@@ -252,7 +280,7 @@ class _AccessPorts:
     """Mixin: ``port_vlans={port_no: vid}`` makes those ports 802.1Q access ports
     (OVSDB ``tag``), set in the same ovs-vsctl transaction that adds the port."""
 
-    def intfOpts(self, intf):  # noqa: N802 (Mininet API)
+    def intfOpts(self, intf: Intf) -> str:  # noqa: N802 (Mininet API)
         opts = super().intfOpts(intf)
         vid = (getattr(self, "port_vlans", None) or {}).get(self.ports.get(intf))
         return opts + (" -- set Port %s tag=%d" % (intf, vid) if vid else "")
@@ -261,21 +289,27 @@ class _AccessPorts:
 class FabricSwitch(_AccessPorts, OVSSwitch):
     """Standalone (learning) userspace OVS bridge with RSTP, never controlled."""
 
-    def __init__(self, name, rstp_priority=32768, port_vlans=None, **params):
+    def __init__(
+        self,
+        name: str,
+        rstp_priority: int = 32768,
+        port_vlans: Mapping[int, int] | None = None,
+        **params: Any,
+    ) -> None:
         self.port_vlans = dict(port_vlans or {})
         params.setdefault("failMode", "standalone")
         params.setdefault("datapath", "user")
         super().__init__(name, **params)
         self.rstp_priority = rstp_priority
 
-    def bridgeOpts(self):  # noqa: N802 (Mininet API)
+    def bridgeOpts(self) -> str:  # noqa: N802 (Mininet API)
         # Created in the same ovs-vsctl transaction as the bridge: RSTP is on
         # before any port forwards, so the loop never storms.
         return super().bridgeOpts() + (
             " rstp_enable=true other_config:rstp-priority=%d" % self.rstp_priority
         )
 
-    def intfOpts(self, intf):  # noqa: N802 (Mininet API)
+    def intfOpts(self, intf: Intf) -> str:  # noqa: N802 (Mininet API)
         # Host/hypervisor-facing ports (eth3..) are RSTP admin-edge ports: they
         # forward at once. A BPDU arriving on one (a hypervisor bridging two
         # uplinks) still makes RSTP treat it as a bridge port: loop protection.
@@ -284,14 +318,16 @@ class FabricSwitch(_AccessPorts, OVSSwitch):
             opts += " -- set Port %s other_config:rstp-port-admin-edge=true" % intf
         return opts
 
-    def start(self, controllers):
+    def start(self, controllers: list[Controller]) -> None:
         super().start([])
 
 
 class HvSwitch(_AccessPorts, OVSSwitch):
     """Hypervisor bridge: secure, OpenFlow 1.3, userspace datapath."""
 
-    def __init__(self, name, port_vlans=None, **params):
+    def __init__(
+        self, name: str, port_vlans: Mapping[int, int] | None = None, **params: Any
+    ) -> None:
         params.setdefault("failMode", "secure")
         params.setdefault("datapath", "user")
         params.setdefault("protocols", "OpenFlow13")
@@ -317,17 +353,17 @@ class ChassisTopo(Topo):
 
     def build(
         self,
-        hvs=1,
-        uplinks=2,
-        vms_per_hv=2,
-        uplink_bw=None,
-        remotes=2,
-        prefix="",
-        vlans=None,
-    ):
+        hvs: int | str = 1,
+        uplinks: int | str = 2,
+        vms_per_hv: int | str = 2,
+        uplink_bw: float | str | Sequence[float | str] | None = None,
+        remotes: int | str = 2,
+        prefix: str | None = "",
+        vlans: int | str | Iterable[int | str] | None = None,
+    ) -> None:
         hvs, uplinks, vms_per_hv, remotes = int(hvs), int(uplinks), int(vms_per_hv), int(remotes)
-        tags = host_vlans(hvs, vms_per_hv, remotes, prefix, vlans)
         prefix = "" if prefix in (None, "None") else str(prefix)
+        tags = host_vlans(hvs, vms_per_hv, remotes, prefix, vlans)
         _check_params(hvs, uplinks, vms_per_hv, remotes, prefix)
         p = prefix
         remote_ports = {
@@ -387,7 +423,9 @@ topos = {"chassis": ChassisTopo}
 # Programmatic use
 
 
-def build_chassis_net(controller_port=6653, controller_ip="127.0.0.1", **topo_params):
+def build_chassis_net(
+    controller_port: int = 6653, controller_ip: str = "127.0.0.1", **topo_params: Any
+) -> Mininet:
     """A built-but-not-started Mininet for ChassisTopo(**topo_params).
 
     The hv bridges get one RemoteController(controller_ip, controller_port); the
@@ -411,13 +449,13 @@ def build_chassis_net(controller_port=6653, controller_ip="127.0.0.1", **topo_pa
     return net
 
 
-def chassis_post_start(net):
+def chassis_post_start(net: Mininet) -> None:
     """Best-effort: IPv6 off on the bridges' own (LOCAL) interfaces."""
     for sw in net.switches:
         _no_ipv6(sw, sw.name)
 
 
-def _run(cmd, timeout=10):
+def _run(cmd: Sequence[str], timeout: float = 10) -> str:
     try:
         return subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, check=False
@@ -426,12 +464,12 @@ def _run(cmd, timeout=10):
         return ""
 
 
-def chassis_name_regex(prefix=""):
+def chassis_name_regex(prefix: str = "") -> re.Pattern[str]:
     """Regex matching every node name this topology can create (given prefix)."""
     return re.compile(r"^%s(tor[12]|agg[12]|hv\d+|v\d\d|r\d+)$" % re.escape(prefix))
 
 
-def chassis_leftovers(prefix=""):
+def chassis_leftovers(prefix: str = "") -> dict[str, list[Any]]:
     """{'bridges': [...], 'links': [...], 'pids': [...]} of this topology's leftovers."""
     node_re = chassis_name_regex(prefix)
     bridges = [b for b in _run(["ovs-vsctl", "-t", "5", "list-br"]).split() if node_re.match(b)]
@@ -460,7 +498,7 @@ def chassis_leftovers(prefix=""):
     return {"bridges": bridges, "links": links, "pids": pids}
 
 
-def cleanup_chassis(prefix=""):
+def cleanup_chassis(prefix: str = "") -> dict[str, list[Any]]:
     """Crash recovery: delete this topology's bridges, interfaces and host shells
     BY NAME (never ``mn -c``). Returns what it found (before deleting)."""
     found = chassis_leftovers(prefix)

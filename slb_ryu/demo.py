@@ -14,8 +14,12 @@ import argparse
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from slb_ryu import testbed as tb
+
+if TYPE_CHECKING:
+    from mininet.net import Mininet
 
 CONFIG = """
 [slb]
@@ -48,7 +52,7 @@ def show(ctl: tb.Controller, title: str) -> None:
     print(table(ctl.get_json("/slb/v1/uplinks"), ["name", "port_no", "live", "active", "macs"]))
 
 
-def show_tor_tables(net, macs: dict[str, str], uplink_map: list[dict]) -> None:
+def show_tor_tables(net: Mininet, macs: dict[str, str], uplink_map: list[dict]) -> None:
     facing = {(r["tor"], r["tor_port_no"]): r["uplink"] for r in uplink_map}
     print("\n== what the top-of-rack switches learned (ovs-appctl fdb/show)")
     for tor in ("tor1", "tor2"):
@@ -59,7 +63,7 @@ def show_tor_tables(net, macs: dict[str, str], uplink_map: list[dict]) -> None:
             print(f"  {tor}: {vm} {mac} on port {port} ({where})")
 
 
-def failover(net, ctl: tb.Controller, uplink_map: list[dict]) -> None:
+def failover(net: Mininet, ctl: tb.Controller, uplink_map: list[dict]) -> None:
     v11 = net.get("v11")
     mac = v11.MAC()
     dead = next(r["uplink"] for r in ctl.get_json("/slb/v1/placement") if r["mac"] == mac)
@@ -87,7 +91,7 @@ def failover(net, ctl: tb.Controller, uplink_map: list[dict]) -> None:
     print(f"\n== {dead} is back; every VM reaches r2: {ok}")
 
 
-def rebalance(net, ctl: tb.Controller) -> None:
+def rebalance(net: Mininet, ctl: tb.Controller) -> None:
     """Every VM sits on the surviving uplink now; traffic makes the rebalancer spread them."""
     print("\n== rebalance: all VMs are on one uplink; each sends TCP (iperf3) to a remote")
     print(f"   (uplinks limited to {UPLINK_MBITS} Mbit/s; rebalance every 5 s)")

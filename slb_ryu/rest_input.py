@@ -31,7 +31,7 @@ _HEX = re.compile(r"0[xX][0-9a-fA-F]{1,16}")
 class ApiError(Exception):
     """A 4xx (or deliberate 5xx) answer with a message for the operator."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message

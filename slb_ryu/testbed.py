@@ -24,7 +24,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
+
+if TYPE_CHECKING:
+    from mininet.net import Mininet
+    from mininet.node import Node
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -32,6 +39,8 @@ RYU_MANAGER = VENV_BIN / "ryu-manager"
 CHASSIS_PY = REPO / "mininet" / "chassis.py"
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 OFPP_LOCAL = 65534  # ofport of a bridge's LOCAL interface as OVS reports it
+
+_T = TypeVar("_T")
 
 
 class HarnessError(RuntimeError):
@@ -46,7 +55,12 @@ class Abort(HarnessError):
 # small utilities
 
 
-def sh(cmd, timeout=15, check=True, input=None):  # noqa: A002 (mirrors subprocess)
+def sh(
+    cmd: str | Sequence[str],
+    timeout: float = 15,
+    check: bool = True,
+    input: str | None = None,  # noqa: A002 (mirrors subprocess)
+) -> str:
     """Run a command (list, or str through the shell); return stdout (str)."""
     r = subprocess.run(
         cmd,
@@ -64,7 +78,12 @@ def sh(cmd, timeout=15, check=True, input=None):  # noqa: A002 (mirrors subproce
     return r.stdout
 
 
-def wait_until(predicate, timeout=10.0, interval=0.2, desc="condition"):
+def wait_until(
+    predicate: Callable[[], _T],
+    timeout: float = 10.0,
+    interval: float = 0.2,
+    desc: str = "condition",
+) -> _T:
     """Poll predicate() until truthy; return its value or raise HarnessError.
 
     Exceptions from predicate() count as "not yet" (the last one is reported on
@@ -86,7 +105,7 @@ def wait_until(predicate, timeout=10.0, interval=0.2, desc="condition"):
         time.sleep(interval)
 
 
-def tcp_listening(port, host="127.0.0.1"):
+def tcp_listening(port: int, host: str = "127.0.0.1") -> bool:
     """True if something LISTENs on TCP port (read from /proc, no connection made)."""
     want_port = "%04X" % port
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -107,7 +126,7 @@ def tcp_listening(port, host="127.0.0.1"):
 # Open vSwitch
 
 
-def ovs_running():
+def ovs_running() -> bool:
     try:
         sh(["ovs-vsctl", "-t", "2", "show"], timeout=5)
         return True
@@ -115,7 +134,7 @@ def ovs_running():
         return False
 
 
-def ensure_ovs(timeout=30.0):
+def ensure_ovs(timeout: float = 30.0) -> None:
     """Start ovsdb-server + ovs-vswitchd (userspace datapath) if not running."""
     if ovs_running():
         return
@@ -123,24 +142,24 @@ def ensure_ovs(timeout=30.0):
     wait_until(ovs_running, timeout=timeout, desc="ovs-vsctl show to work")
 
 
-def ovs_get(table, record, column, timeout=5):
+def ovs_get(table: str, record: str, column: str, timeout: int = 5) -> str:
     """``ovs-vsctl get TABLE RECORD COLUMN`` (stripped, JSON-ish quotes removed)."""
     out = sh(["ovs-vsctl", "-t", str(timeout), "get", table, record, column], timeout=timeout + 2)
     return out.strip().strip('"')
 
 
-def port_no(bridge, ifname):
+def port_no(bridge: str, ifname: str) -> int:
     """OpenFlow port number of interface ifname (on bridge); -1 if none yet."""
     del bridge  # interface names are unique across bridges
     value = ovs_get("Interface", ifname, "ofport")
     return int(value) if value.lstrip("-").isdigit() else -1
 
 
-def list_bridges():
+def list_bridges() -> list[str]:
     return sh(["ovs-vsctl", "-t", "5", "list-br"], timeout=7).split()
 
 
-def controller_connected(bridge):
+def controller_connected(bridge: str) -> bool:
     """True if any controller of bridge has is_connected=true."""
     uuids = ovs_get("Bridge", bridge, "controller").strip("[]").replace(" ", "")
     for uuid in filter(None, uuids.split(",")):
@@ -152,7 +171,7 @@ def controller_connected(bridge):
 _FDB_RE = re.compile(r"^\s*(\S+)\s+(\d+)\s+([0-9a-fA-F:]{17})\s+(\S+)\s*$")
 
 
-def fdb(bridge):
+def fdb(bridge: str) -> dict[str, tuple[int, int]]:
     """Parse ``ovs-appctl fdb/show BRIDGE`` -> {mac: (port_no, vlan)}.
 
     The LOCAL port is reported as OFPP_LOCAL (65534)."""
@@ -167,14 +186,16 @@ def fdb(bridge):
     return table
 
 
-def fdb_flush(bridge):
+def fdb_flush(bridge: str) -> None:
     sh(["ovs-appctl", "--timeout=5", "fdb/flush", bridge], timeout=7)
 
 
 _FLOW_KV = re.compile(r"(\w+)=([^,\s]+)")
 
 
-def dump_flows(bridge, table=None, raw=False):
+def dump_flows(
+    bridge: str, table: int | None = None, raw: bool = False
+) -> list[dict[str, Any]] | list[str]:
     """``ovs-ofctl -O OpenFlow13 dump-flows BRIDGE [table=N]``.
 
     Returns a list of dicts {cookie:int, table:int, priority:int, n_packets:int,
@@ -236,7 +257,7 @@ def dump_flows(bridge, table=None, raw=False):
     return flows
 
 
-def dump_groups(bridge):
+def dump_groups(bridge: str) -> list[str]:
     """Raw lines of ``ovs-ofctl -O OpenFlow13 dump-groups BRIDGE``."""
     out = sh(["ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "dump-groups", bridge], timeout=8)
     return [ln.strip() for ln in out.splitlines() if ln.strip().startswith("group_id=")]
@@ -246,11 +267,11 @@ def dump_groups(bridge):
 # raw frames (root namespace interfaces, e.g. a hv uplink's veth)
 
 
-def mac_bytes(mac):
+def mac_bytes(mac: str) -> bytes:
     return bytes(int(x, 16) for x in mac.split(":"))
 
 
-def garp_frame(mac, ip, vlan=None):
+def garp_frame(mac: str, ip: str, vlan: int | None = None) -> bytes:
     """Broadcast gratuitous ARP request from mac/ip (optionally 802.1Q tagged)."""
     ipb = socket.inet_aton(ip)
     tag = b"" if vlan is None else b"\x81\x00" + struct.pack("!H", vlan & 0x0FFF)
@@ -258,7 +279,7 @@ def garp_frame(mac, ip, vlan=None):
     return b"\xff" * 6 + mac_bytes(mac) + tag + b"\x08\x06" + arp
 
 
-def send_raw(ifname, frame, count=1):
+def send_raw(ifname: str, frame: bytes, count: int = 1) -> None:
     """Send an Ethernet frame out of interface ifname (AF_PACKET, root namespace).
 
     On a veth end that is an OVS port (say hv1-eth1), the frame comes out of the
@@ -269,7 +290,7 @@ def send_raw(ifname, frame, count=1):
             s.send(frame)
 
 
-def veth_peer(ifname):
+def veth_peer(ifname: str) -> str | None:
     """Name of the veth peer of ifname (root namespace), from ``ip -o link``."""
     out = sh(["ip", "-o", "link", "show", "dev", ifname], timeout=5)
     m = re.match(r"\d+:\s+[^@:]+@([^:]+):", out)
@@ -280,7 +301,9 @@ def veth_peer(ifname):
 # HTTP
 
 
-def http_request_json(method, url, body=None, timeout=5.0):
+def http_request_json(
+    method: str, url: str, body: Any = None, timeout: float = 5.0
+) -> tuple[int, Any]:
     """(status, parsed JSON or text) for any method; 4xx/5xx are returned, not raised."""
     data = None
     headers = {}
@@ -299,7 +322,7 @@ def http_request_json(method, url, body=None, timeout=5.0):
         return status, text
 
 
-def http_get_json(url, timeout=5.0):
+def http_get_json(url: str, timeout: float = 5.0) -> Any:
     """GET url and return parsed JSON; raise HarnessError on a non-2xx status."""
     status, payload = http_request_json("GET", url, timeout=timeout)
     if not 200 <= status < 300:
@@ -311,7 +334,7 @@ def http_get_json(url, timeout=5.0):
 # ryu-manager
 
 
-def _die_with_parent():
+def _die_with_parent() -> None:
     """In the child: SIGKILL me if the test process dies (no orphaned controller
     holding the ports after a killed pytest run)."""
     try:
@@ -338,16 +361,16 @@ class Controller:
 
     def __init__(
         self,
-        apps=("slb_ryu.app",),
-        config=None,
-        of_port=6653,
-        ws_port=8080,
-        ws_host="127.0.0.1",
-        extra_args=(),
-        log_path=None,
-        wait_ws=True,
-        env=None,
-    ):
+        apps: str | Iterable[str] = ("slb_ryu.app",),
+        config: str | None = None,
+        of_port: int = 6653,
+        ws_port: int = 8080,
+        ws_host: str | None = "127.0.0.1",
+        extra_args: Iterable[str] = (),
+        log_path: str | os.PathLike[str] | None = None,
+        wait_ws: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.apps = [apps] if isinstance(apps, str) else list(apps)
         self.config = config
         self.of_port = of_port
@@ -358,18 +381,18 @@ class Controller:
         self.env = env
         self._tmpdir = tempfile.mkdtemp(prefix="slb-ryu-ctl-")
         self.log_path = Path(log_path) if log_path else Path(self._tmpdir) / "ryu-manager.log"
-        self.config_path = None
-        self.proc = None
-        self._log = None
+        self.config_path: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     @property
-    def base_url(self):
+    def base_url(self) -> str:
         return "http://%s:%d" % (self.ws_host or "127.0.0.1", self.ws_port)
 
-    def url(self, path):
+    def url(self, path: str) -> str:
         return self.base_url + "/" + path.lstrip("/")
 
-    def argv(self):
+    def argv(self) -> list[str]:
         args = [str(RYU_MANAGER)]
         if self.config is not None:
             self.config_path = Path(self._tmpdir) / "slb-ryu.conf"
@@ -380,7 +403,7 @@ class Controller:
             args += ["--wsapi-host", self.ws_host]
         return args + self.extra_args + self.apps
 
-    def start(self, timeout=30.0):
+    def start(self, timeout: float = 30.0) -> Self:
         if self.running:
             raise HarnessError("controller already running (pid %d)" % self.proc.pid)
         for port in (self.of_port, self.ws_port):
@@ -401,7 +424,7 @@ class Controller:
         )
         ports = [self.of_port] + ([self.ws_port] if self.wait_ws else [])
 
-        def ready():
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise Abort("ryu-manager exited with %s" % self.proc.returncode)
             return all(tcp_listening(p) for p in ports)
@@ -414,14 +437,14 @@ class Controller:
         return self
 
     @property
-    def running(self):
+    def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     @property
-    def pid(self):
+    def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after timeout; returns the exit code (or None)."""
         if self.proc is None:
             return None
@@ -435,37 +458,39 @@ class Controller:
         self._close_log()
         return self.proc.returncode
 
-    def kill9(self):
+    def kill9(self) -> None:
         """SIGKILL (a crash): no cleanup in the controller."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self._close_log()
 
-    def _close_log(self):
+    def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
 
-    def log_text(self):
+    def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 
-    def log_tail(self, lines=40):
+    def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def get_json(self, path, timeout=5.0):
+    def get_json(self, path: str, timeout: float = 5.0) -> Any:
         return http_get_json(self.url(path), timeout=timeout)
 
-    def request(self, method, path, body=None, timeout=5.0):
+    def request(
+        self, method: str, path: str, body: Any = None, timeout: float = 5.0
+    ) -> tuple[int, Any]:
         return http_request_json(method, self.url(path), body=body, timeout=timeout)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self.start() if not self.running else self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -473,7 +498,7 @@ class Controller:
 # Mininet chassis
 
 
-def load_chassis():
+def load_chassis() -> ModuleType:
     """Import mininet/chassis.py by path (the directory is not a package)."""
     name = "slb_chassis_topo"
     if name in sys.modules:
@@ -485,7 +510,7 @@ def load_chassis():
     return mod
 
 
-def ping(src, dst, count=1, wait=1):
+def ping(src: Node, dst: Node, count: int = 1, wait: int = 1) -> bool:
     """True if host src pings host dst (Mininet node objects)."""
     out = src.cmd("ping -n -q -c %d -W %d %s" % (count, wait, dst.IP()))
     m = re.search(r"(\d+) received", out)
@@ -495,7 +520,7 @@ def ping(src, dst, count=1, wait=1):
 _RSTP_PORT_RE = re.compile(r"^\s+(\S+)\s+(Root|Designated|Alternate|Backup|Disabled)\s+(\S+)\s")
 
 
-def rstp_ports(bridge):
+def rstp_ports(bridge: str) -> dict[str, tuple[str, str]]:
     """{ifname: (role, state)} from ``ovs-appctl rstp/show BRIDGE``."""
     out = sh(["ovs-appctl", "--timeout=5", "rstp/show", bridge], timeout=7)
     ports = {}
@@ -506,7 +531,7 @@ def rstp_ports(bridge):
     return ports
 
 
-def rstp_stable(bridges):
+def rstp_stable(bridges: Iterable[str]) -> bool:
     """True when every RSTP port of bridges is Root/Designated+Forwarding or
     Alternate/Backup+Discarding (no port still Learning or Discarding on its way)."""
     for br in bridges:
@@ -534,7 +559,7 @@ def loss_window_ms(ping_output: str, interval_ms: float) -> tuple[int, int, floa
     return sent, received, longest * interval_ms
 
 
-def wait_fabric_converged(net, prefix="", timeout=60.0):
+def wait_fabric_converged(net: Mininet, prefix: str = "", timeout: float = 60.0) -> float:
     """Poll until the fabric's RSTP port states are stable and r1 pings r2.
 
     Returns the seconds it took."""
@@ -547,7 +572,12 @@ def wait_fabric_converged(net, prefix="", timeout=60.0):
     return time.monotonic() - t0
 
 
-def start_network(controller_port=6653, converge_timeout=60.0, wait_converged=True, **topo_params):
+def start_network(
+    controller_port: int = 6653,
+    converge_timeout: float = 60.0,
+    wait_converged: bool = True,
+    **topo_params: Any,
+) -> Mininet:
     """Build and start the chassis (``load_chassis().ChassisTopo(**topo_params)``).
 
     The hv bridges point at tcp:127.0.0.1:controller_port. Leftovers of a crashed
@@ -571,7 +601,7 @@ def start_network(controller_port=6653, converge_timeout=60.0, wait_converged=Tr
     return net
 
 
-def stop_network(net):
+def stop_network(net: Mininet) -> dict[str, list[Any]]:
     """net.stop(), then remove by name whatever of this topology is left.
 
     Returns the leftovers found after net.stop() (empty lists when clean)."""
@@ -612,7 +642,9 @@ print("sent=%d last=%.6f" % (len(frames), time.time()), flush=True)
 """
 
 
-def send_frames_in(node, ifname, frames, duration=0.0, timeout=60):
+def send_frames_in(
+    node: Node, ifname: str, frames: Iterable[bytes], duration: float = 0.0, timeout: float = 60
+) -> dict[str, Any]:
     """Send raw Ethernet frames out of ifname inside a Mininet node's namespace.
 
     Frames go out back to back, or spread evenly over ``duration`` seconds. Returns
@@ -642,7 +674,7 @@ def send_frames_in(node, ifname, frames, duration=0.0, timeout=60):
     }
 
 
-def rss_kb(pid):
+def rss_kb(pid: int) -> int:
     """Resident set size (VmRSS, kB) of a process."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -651,7 +683,7 @@ def rss_kb(pid):
     raise HarnessError("no VmRSS for pid %d" % pid)
 
 
-def normalise_flows(lines):
+def normalise_flows(lines: Iterable[str]) -> list[str]:
     """Sorted dump-flows lines without counters and ages (to compare tables)."""
     out = []
     for line in lines:
@@ -660,7 +692,7 @@ def normalise_flows(lines):
     return sorted(out)
 
 
-def port_counters(bridge):
+def port_counters(bridge: str) -> dict[int, dict[str, int]]:
     """{port_no: {'rx_pkts', 'tx_pkts', 'tx_drop'}} from ``ovs-ofctl dump-ports``."""
     out = sh(["ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "dump-ports", bridge], timeout=8)
     ports = {}
@@ -676,7 +708,7 @@ def port_counters(bridge):
     return ports
 
 
-def group_bucket_packets(bridge):
+def group_bucket_packets(bridge: str) -> dict[int, list[int]]:
     """{group_id: [packet_count per bucket]} from ``ovs-ofctl dump-group-stats``."""
     out = sh(
         ["ovs-ofctl", "-O", "OpenFlow13", "--timeout=5", "dump-group-stats", bridge], timeout=8
@@ -690,7 +722,7 @@ def group_bucket_packets(bridge):
     return groups
 
 
-def reply_times(ping_output):
+def reply_times(ping_output: str) -> list[tuple[float, int]]:
     """[(epoch, icmp_seq)] of the replies in ``ping -D`` output."""
     return [
         (float(t), int(s))
@@ -702,7 +734,9 @@ def reply_times(ping_output):
 # shared by the integration tests and the demo
 
 
-def capture(node, intf, bpf, seconds, direction="inout"):
+def capture(
+    node: Node, intf: str, bpf: str, seconds: float, direction: str = "inout"
+) -> subprocess.Popen[bytes]:
     """Start a bounded tcpdump on `node` (a Mininet node; switches are in the root
     namespace) writing to a temp pcap; read it with ``captured(proc)``."""
     path = "/tmp/slb-cap-%s-%d.pcap" % (intf, time.monotonic_ns())
@@ -712,7 +746,7 @@ def capture(node, intf, bpf, seconds, direction="inout"):
     return proc
 
 
-def captured(proc, bpf=""):
+def captured(proc: subprocess.Popen[bytes], bpf: str = "") -> list[str]:
     """Wait for a ``capture`` to end; its frames as ``tcpdump -n -e`` lines (pcap removed)."""
     proc.wait(timeout=30)
     out = sh(["tcpdump", "-n", "-e", "-r", proc.slb_path] + ([bpf] if bpf else []), check=False)
@@ -720,10 +754,10 @@ def captured(proc, bpf=""):
     return [ln for ln in out.splitlines() if ln.strip()]
 
 
-def wait_synced(ctl, bridges=1, timeout=20.0):
+def wait_synced(ctl: Controller, bridges: int = 1, timeout: float = 20.0) -> None:
     """Until `bridges` bridges are connected to `ctl` and synced (its /health says so)."""
 
-    def synced():
+    def synced() -> bool:
         health = ctl.get_json("/slb/v1/health")["bridges"].values()
         return sum(1 for b in health if b.get("connected") and b.get("synced")) >= bridges
 
@@ -731,7 +765,9 @@ def wait_synced(ctl, bridges=1, timeout=20.0):
 
 
 @contextlib.contextmanager
-def lab(config, of_port, ws_port, log_lines=30, **topo):
+def lab(
+    config: str | None, of_port: int, ws_port: int, log_lines: int = 30, **topo: Any
+) -> Iterator[tuple[Mininet, Controller]]:
     """A controller with `config` and a started chassis network pointing at it, both
     torn down on exit (the controller log tail is printed). Yields (net, ctl)."""
     ensure_ovs()
