@@ -31,7 +31,7 @@ from slb_ryu.placement import (
     normalise_mac,
 )
 from slb_ryu.rebalance import DEFAULT_PARAMS, MacLoad, RebalanceParams, UplinkState, imbalance, plan
-from slb_ryu.sync import Mod, SwitchState
+from slb_ryu.sync import Mod, SwitchState, owner
 
 REINJECT_BUDGET = 3  # packets of a newly learned MAC sent back through the pipeline
 
@@ -128,7 +128,7 @@ class BridgeCore:
             recovered = self.placement.recover(pipeline.entries_from_flows(flows, ages, now))
             if recovered:
                 self.events.add(now, "recovery", dpid=self.dpid, macs=len(recovered))
-            moves += self.placement._repair(now)
+            moves += self.placement.repair(now)
         self._log_moves(moves, now)
         self.switch.reset(flows, switch_groups, switch_meters)
         out = Output()
@@ -173,7 +173,7 @@ class BridgeCore:
                 self.events.add(now, "uplink-released", dpid=self.dpid, uplink=port.name)
         if not released:
             return Output()
-        return self._apply(self.placement._repair(now), now)
+        return self._apply(self.placement.repair(now), now)
 
     # ---- packets ---------------------------------------------------------------------
 
@@ -248,11 +248,7 @@ class BridgeCore:
             kind = pipeline.cookie_kind(spec.cookie)
             if kind not in (pipeline.KIND_SRC, pipeline.KIND_DST):
                 continue
-            fields = dict(spec.match)
-            mac = fields.get("eth_src" if kind == pipeline.KIND_SRC else "eth_dst")
-            vid = int(fields.get("vlan_vid", 0))
-            key = (str(mac), vid & 0xFFF if vid & pipeline.OFPVID_PRESENT else 0)
-            slot = counters.setdefault(key, [None, None, None, None])
+            slot = counters.setdefault(owner(spec), [None, None, None, None])
             direction = 0 if kind == pipeline.KIND_SRC else 1
             slot[direction], slot[direction + 2] = byte_count, age
         for key, (tx, rx, tx_age, rx_age) in counters.items():
@@ -277,9 +273,10 @@ class BridgeCore:
     def rebalance(self, now: float) -> Output:
         """Move MACs between usable uplinks as `rebalance.plan` decides; learning packets follow."""
         uplinks = [UplinkState(p.port_no, p.usable, p.speed_bps) for p in self.placement.uplinks]
-        before = imbalance(uplinks, self._loads())
+        loads = self._loads()
+        before = imbalance(uplinks, loads)
         moves = []
-        for planned in plan(uplinks, self._loads(), now, self.params):
+        for planned in plan(uplinks, loads, now, self.params):
             mac, vlan = planned.key
             move = self.placement.move(mac, vlan, planned.new_uplink, now, REASON_REBALANCE)
             if move is not None:
@@ -338,7 +335,7 @@ class BridgeCore:
             vlan = self.access_vlans.get(port.name, 0)
             if port.vlan != vlan:
                 port.vlan = vlan
-                moves += self.placement._forget_port_macs(port.port_no)
+                moves += self.placement.forget_port_macs(port.port_no)
         return self._apply(moves, now)
 
     def _apply(self, moves: list[Move], now: float) -> Output:

@@ -119,6 +119,11 @@ def vlan_vid(vlan: int) -> int:
     return OFPVID_PRESENT | vlan if vlan else OFPVID_NONE
 
 
+def vlan_of(vid: int) -> int:
+    """The VLAN number of an OXM vlan_vid (the inverse of `vlan_vid`), 0 for untagged."""
+    return vid & 0xFFF if vid & OFPVID_PRESENT else 0
+
+
 def vlans(bridge: BridgePlacement) -> list[int]:
     """VLANs with a flood domain: 0 (untagged), access-port VLANs and learned VLANs."""
     found = {0} | {p.vlan for p in bridge.local_ports} | {vlan for _, vlan in bridge.macs}
@@ -321,7 +326,7 @@ def entries_from_flows(flows: Iterable[FlowSpec], ages: dict, now: float) -> lis
             vid = int(fields["vlan_vid"])
             entry = MacEntry(
                 mac=str(fields["eth_src"]),
-                vlan=vid & 0xFFF if vid & OFPVID_PRESENT else 0,
+                vlan=vlan_of(vid),
                 port_no=int(fields["in_port"]),
                 uplink=int(flow.write_metadata or 0),
                 since=now - float(ages.get(flow.key, 0.0)),

@@ -169,7 +169,7 @@ class BridgePlacement:
             if port.port_no == OFPP_LOCAL and not self.name:
                 self.name = port.name
         moves = self._forget_missing_ports()
-        moves += self._repair(now)
+        moves += self.repair(now)
         return moves
 
     def update_port(self, port: Port, now: float) -> list[Move]:
@@ -178,14 +178,14 @@ class BridgePlacement:
         self.ports[port.port_no] = self._adopt(port)
         moves: list[Move] = []
         if old is not None and old.name != port.name:
-            moves += self._forget_port_macs(port.port_no)
-        return moves + self._repair(now)
+            moves += self.forget_port_macs(port.port_no)
+        return moves + self.repair(now)
 
     def delete_port(self, port_no: int, now: float) -> list[Move]:
         """A port disappeared: its MACs go with it (a VM was shut down or migrated)."""
         self.ports.pop(port_no, None)
-        moves = self._forget_port_macs(port_no)
-        return moves + self._repair(now)
+        moves = self.forget_port_macs(port_no)
+        return moves + self.repair(now)
 
     # ---- MACs --------------------------------------------------------------------
 
@@ -304,7 +304,7 @@ class BridgePlacement:
             ),
         ).port_no
 
-    def _repair(self, now: float) -> list[Move]:
+    def repair(self, now: float) -> list[Move]:
         """Re-pin MACs whose uplink is dead or gone, and keep a live active uplink."""
         live = {p.port_no for p in self.usable_uplinks}
         if self.active_uplink not in live:
@@ -321,7 +321,7 @@ class BridgePlacement:
             moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, new, REASON_FAILOVER))
         return moves
 
-    def _forget_port_macs(self, port_no: int) -> list[Move]:
+    def forget_port_macs(self, port_no: int) -> list[Move]:
         gone = [e.key for e in self.macs.values() if e.port_no == port_no]
         return [m for m in (self.forget(*key) for key in gone) if m is not None]
 

@@ -32,7 +32,7 @@ def owner(flow: FlowSpec) -> MacKey | None:
     fields = dict(flow.match)
     mac = fields.get("eth_src") or fields.get("eth_dst")
     vid = int(fields.get("vlan_vid", 0))
-    return (str(mac), vid & 0xFFF if vid & pipeline.OFPVID_PRESENT else 0)
+    return (str(mac), pipeline.vlan_of(vid))
 
 
 class SwitchState:
