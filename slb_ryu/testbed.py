@@ -482,6 +482,14 @@ class Controller:
     def get_json(self, path: str, timeout: float = 5.0) -> Any:
         return http_get_json(self.url(path), timeout=timeout)
 
+    def placement(self) -> dict[str, dict]:
+        """``GET /slb/v1/placement`` keyed by MAC (one bridge, one VLAN per MAC)."""
+        return {row["mac"]: row for row in self.get_json("/slb/v1/placement")}
+
+    def uplinks(self) -> dict[str, dict]:
+        """``GET /slb/v1/uplinks`` keyed by uplink name."""
+        return {row["name"]: row for row in self.get_json("/slb/v1/uplinks")}
+
     def request(
         self, method: str, path: str, body: Any = None, timeout: float = 5.0
     ) -> tuple[int, Any]:
@@ -754,14 +762,16 @@ def captured(proc: subprocess.Popen[bytes], bpf: str = "") -> list[str]:
     return [ln for ln in out.splitlines() if ln.strip()]
 
 
-def wait_synced(ctl: Controller, bridges: int = 1, timeout: float = 20.0) -> None:
+def wait_synced(
+    ctl: Controller, bridges: int = 1, timeout: float = 20.0, interval: float = 0.2
+) -> None:
     """Until `bridges` bridges are connected to `ctl` and synced (its /health says so)."""
 
     def synced() -> bool:
         health = ctl.get_json("/slb/v1/health")["bridges"].values()
         return sum(1 for b in health if b.get("connected") and b.get("synced")) >= bridges
 
-    wait_until(synced, timeout=timeout, desc="%d bridge(s) synced" % bridges)
+    wait_until(synced, timeout=timeout, interval=interval, desc="%d bridge(s) synced" % bridges)
 
 
 @contextlib.contextmanager

@@ -38,14 +38,6 @@ def lab():
         yield net, ctl
 
 
-def placement(ctl) -> dict[str, dict]:
-    return {row["mac"]: row for row in ctl.get_json("/slb/v1/placement")}
-
-
-def uplinks(ctl) -> dict[str, dict]:
-    return {row["name"]: row for row in ctl.get_json("/slb/v1/uplinks")}
-
-
 def tor_port_of(uplink: str) -> tuple[str, int, str]:
     row = next(r for r in load_map()["hv1"] if r["uplink"] == uplink)
     return row["tor"], row["tor_port_no"], row["tor_port"]
@@ -82,14 +74,14 @@ def test_every_vm_reaches_every_remote_and_every_other_vm(lab):
 
 def test_vms_spread_over_both_uplinks_and_tor_tables_agree(lab):
     net, ctl = lab
-    rows = placement(ctl)
+    rows = ctl.placement()
     macs = {name: net.get(name).MAC() for name in VMS}
     assert set(macs.values()) <= set(rows), rows
     used = {rows[m]["uplink"] for m in macs.values()}
     assert used == {"hv1-eth1", "hv1-eth2"}, rows
     for row in rows.values():
         assert {"dpid", "mac", "vlan", "port", "uplink"} <= set(row)
-    ups = uplinks(ctl)
+    ups = ctl.uplinks()
     assert sum(u["active"] for u in ups.values()) == 1
     assert all(u["live"] for u in ups.values())
     # Refresh the ToR tables (a ping each), then every VM MAC must sit behind the ToR
@@ -137,7 +129,7 @@ def test_fabric_broadcast_reaches_each_vm_once_and_never_loops_back(lab):
 
 def test_failover_to_survivor_with_learning_packets_then_return(lab):
     net, ctl = lab
-    rows = placement(ctl)
+    rows = ctl.placement()
     v11 = net.get("v11")
     mac = v11.MAC()
     dead = rows[mac]["uplink"]
@@ -154,7 +146,7 @@ def test_failover_to_survivor_with_learning_packets_then_return(lab):
     h.sh(["ip", "link", "set", dead_tor_port, "down"])
     try:
         h.wait_until(
-            lambda: placement(ctl)[mac]["uplink"] == survivor,
+            lambda: ctl.placement()[mac]["uplink"] == survivor,
             timeout=5,
             interval=0.02,
             desc="re-pin",
@@ -176,7 +168,7 @@ def test_failover_to_survivor_with_learning_packets_then_return(lab):
             f"loss window {window:.0f} ms"
         )
         assert received >= sent - 100, out[-500:]  # at most ~1 s lost
-        ups = uplinks(ctl)
+        ups = ctl.uplinks()
         assert not ups[dead]["live"] and ups[survivor]["active"]
         # Learning packets: one per moved MAC left through the survivor, from its MAC.
         frames = h.captured(learn_cap)
@@ -196,12 +188,12 @@ def test_failover_to_survivor_with_learning_packets_then_return(lab):
         )
     finally:
         h.sh(["ip", "link", "set", dead_tor_port, "up"])
-    h.wait_until(lambda: uplinks(ctl)[dead]["live"], timeout=10, desc="uplink back")
+    h.wait_until(lambda: ctl.uplinks()[dead]["live"], timeout=10, desc="uplink back")
     time.sleep(1.0)
     failures = [n for n in VMS if not h.ping(net.get(n), net.get("r1"), count=2)]
     assert not failures
     # A returning uplink takes nothing back by itself (the rebalancer does, later).
-    assert placement(ctl)[mac]["uplink"] == survivor
+    assert ctl.placement()[mac]["uplink"] == survivor
 
 
 def test_controller_killed_traffic_keeps_flowing_and_nothing_floods(lab):

@@ -35,20 +35,16 @@ def test_rebalance_spreads_vms_started_on_one_uplink(network_factory, controller
     rows = h.load_chassis().uplink_map(**TOPO)["rbhv1"]
     far2 = rows[1]["tor_port"]  # far end of rbhv1-eth2
     tor2, tor2_port = rows[1]["tor"], rows[1]["tor_port_no"]
-    h.wait_until(
-        lambda: any(b["synced"] for b in ctl.get_json("/slb/v1/health")["bridges"].values()),
-        timeout=20,
-        desc="bridge synced",
-    )
+    h.wait_synced(ctl)
     # Learn every VM while only eth1 is alive: all four end up on it. When eth2 comes
     # back it takes nothing by itself (the failover rule); only the rebalancer moves MACs.
     h.sh(["ip", "link", "set", far2, "down"])
-    h.wait_until(lambda: not uplink(ctl, "rbhv1-eth2")["live"], timeout=10, desc="eth2 seen down")
+    h.wait_until(lambda: not ctl.uplinks()["rbhv1-eth2"]["live"], timeout=10, desc="eth2 seen down")
     r1, r2 = net.get("rbr1"), net.get("rbr2")
     for name in VMS:
         h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} learned")
     h.sh(["ip", "link", "set", far2, "up"])
-    h.wait_until(lambda: uplink(ctl, "rbhv1-eth2")["live"], timeout=10, desc="eth2 back")
+    h.wait_until(lambda: ctl.uplinks()["rbhv1-eth2"]["live"], timeout=10, desc="eth2 back")
     placement = {r["mac"]: r["uplink"] for r in ctl.get_json("/slb/v1/placement")}
     assert set(placement.values()) == {"rbhv1-eth1"}, placement
 
@@ -137,7 +133,3 @@ def test_rebalance_spreads_vms_started_on_one_uplink(network_factory, controller
     for mac in moved:
         assert table.get(mac, (None,))[0] == tor2_port, (mac, table)
         assert old_table.get(mac, (None,))[0] != rows[0]["tor_port_no"], (mac, old_table)
-
-
-def uplink(ctl, name: str) -> dict:
-    return next(u for u in ctl.get_json("/slb/v1/uplinks") if u["name"] == name)

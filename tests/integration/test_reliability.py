@@ -57,20 +57,12 @@ def start_lab(network_factory, controller_factory, hvs=1, vms=2, **options):
     """Controller + network, every bridge synced, every VM learned (pinged r1 in order)."""
     ctl = controller_factory(config=config(hvs, **options), of_port=OF_PORT, ws_port=WS_PORT)
     net = network_factory(controller_port=OF_PORT, **topo(hvs, vms))
-    wait_synced(ctl, hvs)
+    h.wait_synced(ctl, hvs, interval=0.1)
     r1 = net.get(PREFIX + "r1")
     for names in CHASSIS.chassis_names(**topo(hvs, vms))["vms"].values():
         for name in names:
             h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} -> r1")
     return net, ctl
-
-
-def wait_synced(ctl, hvs=1, timeout=20.0):
-    def synced():
-        bridges = ctl.get_json("/slb/v1/health")["bridges"]
-        return all(bridges.get(dpid(f"{PREFIX}hv{i}"), {}).get("synced") for i in range(1, hvs + 1))
-
-    h.wait_until(synced, timeout=timeout, interval=0.1, desc="bridges connected and synced")
 
 
 def placement(ctl, hv: str = HV1) -> dict[str, dict]:
@@ -82,10 +74,6 @@ def placement_key(ctl, hv: str = HV1) -> dict[str, tuple]:
         mac: (r["port"], r["vlan"], r["uplink"], r["pinned"])
         for mac, r in placement(ctl, hv).items()
     }
-
-
-def uplinks(ctl) -> dict[str, dict]:
-    return {r["name"]: r for r in ctl.get_json("/slb/v1/uplinks")}
 
 
 def events(ctl, since: int = 0) -> list[dict]:
@@ -188,7 +176,7 @@ def test_controller_restart_recovers_placement_without_loss(network_factory, con
     t_kill = time.monotonic()
     ctl.kill9()
     ctl2 = controller_factory(config=config(1, **options), of_port=OF_PORT, ws_port=WS_PORT)
-    wait_synced(ctl2, timeout=30)
+    h.wait_synced(ctl2, timeout=30, interval=0.1)
     t_sync = time.monotonic() - t_kill
     time.sleep(1.5)
     out = pinger.stop()
@@ -498,7 +486,7 @@ def test_flapping_uplink_is_held_then_released(network_factory, controller_facto
         time.sleep(0.05)
     flap_s = time.monotonic() - t_flap
     time.sleep(1.0)
-    held_view = uplinks(ctl)[flapping]
+    held_view = ctl.uplinks()[flapping]
     during = events(ctl, seq)
     outs = [p.stop() for p in pings]
     results = [h.loss_window_ms(o, 20.0) for o in outs]
@@ -678,7 +666,7 @@ def test_all_uplinks_down_then_one_returns(network_factory, controller_factory):
         for far in fars:
             h.sh(["ip", "link", "set", far, "down"])
         h.wait_until(
-            lambda: not any(u["live"] for u in uplinks(ctl).values()),
+            lambda: not any(u["live"] for u in ctl.uplinks().values()),
             timeout=10,
             desc="both uplinks seen down",
         )
@@ -712,7 +700,7 @@ def test_all_uplinks_down_then_one_returns(network_factory, controller_factory):
         h.sh(["ip", "link", "set", fars[1], "up"])
         try:
             h.wait_until(
-                lambda: uplinks(ctl)[f"{HV1}-eth2"]["live"], timeout=10, desc="eth2 seen up"
+                lambda: ctl.uplinks()[f"{HV1}-eth2"]["live"], timeout=10, desc="eth2 seen up"
             )
         except h.HarnessError as exc:
             problems.append(str(exc))

@@ -41,13 +41,9 @@ def lab():
         yield net, ctl
 
 
-def placement(ctl) -> dict[str, dict]:
-    return {row["mac"]: row for row in ctl.get_json("/slb/v1/placement")}
-
-
 def test_placement_is_per_mac_and_vlan_and_vlans_are_isolated(lab):
     net, ctl = lab
-    rows = placement(ctl)
+    rows = ctl.placement()
     for name in VMS:
         assert rows[net.get(name).MAC()]["vlan"] == VLAN[name], rows
     assert {r["uplink"] for r in rows.values()} == {"vlhv1-eth1", "vlhv1-eth2"}
@@ -80,7 +76,7 @@ def test_broadcast_stays_in_its_vlan(lab):
 
 def test_frames_leave_tagged_and_learning_packets_carry_the_tag(lab):
     net, ctl = lab
-    rows = placement(ctl)
+    rows = ctl.placement()
     hv = net.get("vlhv1")
     by_uplink = {}
     for name in VMS:
@@ -165,7 +161,7 @@ def test_tag_changed_in_ovsdb_moves_the_vm_to_the_new_vlan(lab):
         # The controller polls OVSDB tags (5 s): the MAC is forgotten on VLAN 20 and is
         # learned again on VLAN 10 with its next frame.
         h.wait_until(
-            lambda: h.ping(v14, net.get("vlr1")) and placement(ctl).get(mac, {}).get("vlan") == 10,
+            lambda: h.ping(v14, net.get("vlr1")) and ctl.placement().get(mac, {}).get("vlan") == 10,
             timeout=15,
             desc="vlv14 on VLAN 10",
         )
