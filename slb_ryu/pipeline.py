@@ -126,7 +126,7 @@ def vlan_of(vid: int) -> int:
 
 def vlans(bridge: BridgePlacement) -> list[int]:
     """VLANs with a flood domain: 0 (untagged), access-port VLANs and learned VLANs."""
-    found = {0} | {p.vlan for p in bridge.local_ports} | {vlan for _, vlan in bridge.macs}
+    found = {0} | {p.vlan for p in bridge.local_ports} | bridge.learned_vlans()
     return sorted(found)
 
 
@@ -177,7 +177,8 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
                 ),
                 FlowSpec(TABLE_CLASSIFY, 90, match(in_port=port.port_no), cookie(KIND_DROP)),
             ]
-    for vlan in vlans(bridge):
+    in_use = vlans(bridge)
+    for vlan in in_use:
         vid = vlan_vid(vlan)
         flows.append(
             FlowSpec(
@@ -206,7 +207,7 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
                 actions=(("group", port_no),),
             ),
         ]
-        for vlan in vlans(bridge):
+        for vlan in in_use:
             flows.append(
                 FlowSpec(
                     TABLE_FORWARD,

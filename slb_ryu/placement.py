@@ -119,6 +119,7 @@ class BridgePlacement:
         self.active_uplink: int | None = None
         self.max_macs_per_port = 0  # 0 = unlimited
         self._per_port: collections.Counter[int] = collections.Counter()
+        self._per_vlan: collections.Counter[int] = collections.Counter()
 
     # ---- ports -------------------------------------------------------------------
 
@@ -212,11 +213,16 @@ class BridgePlacement:
             uplink = self.uplinks[0].port_no if self.uplinks else 0
         self.macs[(mac, vlan)] = MacEntry(mac, vlan, in_port, uplink, since=now)
         self._per_port[in_port] += 1
+        self._per_vlan[vlan] += 1
         return Move(mac, vlan, in_port, None, uplink, REASON_LEARN)
 
     def port_full(self, port_no: int) -> bool:
         """The port already has `max_macs_per_port` MACs (a MAC flood must not grow state)."""
         return 0 < self.max_macs_per_port <= self._per_port[port_no]
+
+    def learned_vlans(self) -> set[int]:
+        """VLANs with at least one learned MAC (kept as a count: no scan per packet-in)."""
+        return {vlan for vlan, n in self._per_vlan.items() if n > 0}
 
     def learn_ip(self, mac: str, vlan: int, ip: str) -> bool:
         """Record an IPv4 address the MAC used (ARP snooping); True when it is new."""
@@ -231,6 +237,7 @@ class BridgePlacement:
         if entry is None:
             return None
         self._per_port[entry.port_no] -= 1
+        self._per_vlan[vlan] -= 1
         return Move(mac, vlan, entry.port_no, entry.uplink, None, REASON_FORGET)
 
     def move(
@@ -265,6 +272,7 @@ class BridgePlacement:
                 continue
             if entry.key not in self.macs:
                 self._per_port[entry.port_no] += 1
+                self._per_vlan[entry.vlan] += 1
             self.macs[entry.key] = entry
             moves.append(
                 Move(entry.mac, entry.vlan, entry.port_no, None, entry.uplink, REASON_RECOVERY)

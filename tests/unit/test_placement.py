@@ -173,3 +173,16 @@ def test_learn_ip_and_normalise_mac():
     for bad in ("", "00:11", "zz:00:00:00:00:00", "000:00:00:00:00:00"):
         with pytest.raises(ValueError):
             normalise_mac(bad)
+
+
+def test_learned_vlans_follow_learn_forget_and_recover():
+    bp = bridge()
+    bp.learn(mac(1), 10, 3, 1.0)
+    bp.learn(mac(2), 10, 4, 1.0)
+    bp.learn(mac(3), 20, 4, 1.0)
+    assert bp.learned_vlans() == {10, 20}
+    bp.forget(mac(3), 20)
+    bp.forget(mac(1), 10)
+    assert bp.learned_vlans() == {10}
+    bp.recover([MacEntry(mac(4), 30, 3, 1, since=0.0)])
+    assert bp.learned_vlans() == {10, 30}
