@@ -17,7 +17,6 @@ from slb_ryu.guards import AnnounceLock, FlapGuard
 from slb_ryu.load import LoadTracker
 from slb_ryu.pipeline import FlowSpec, GroupSpec, MeterSpec
 from slb_ryu.placement import (
-    OFPP_LOCAL,
     REASON_FORGET,
     REASON_LEARN,
     REASON_MANUAL,
@@ -27,7 +26,6 @@ from slb_ryu.placement import (
     MacEntry,
     Move,
     Port,
-    is_uplink_name,
     normalise_mac,
 )
 from slb_ryu.rebalance import DEFAULT_PARAMS, MacLoad, RebalanceParams, UplinkState, imbalance, plan
@@ -150,8 +148,7 @@ class BridgeCore:
             moves = self.placement.delete_port(port.port_no, now)
             return self._apply(moves, now)
         port = self._port(port)
-        patterns = self.placement.uplink_patterns
-        if port.port_no != OFPP_LOCAL and is_uplink_name(port.name, patterns):
+        if self.placement.names_uplink(port):
             if was_live and not port.live and self.flaps.link_down(port.port_no, now):
                 if not (was is not None and was.held):
                     port.held = True

@@ -143,6 +143,10 @@ class BridgePlacement:
         port = self.ports.get(port_no)
         return port is not None and port.uplink
 
+    def names_uplink(self, port: Port) -> bool:
+        """The configuration makes this port an uplink (never the bridge's LOCAL port)."""
+        return port.port_no != OFPP_LOCAL and is_uplink_name(port.name, self.uplink_patterns)
+
     def port_name(self, port_no: int) -> str:
         port = self.ports.get(port_no)
         return port.name if port else str(port_no)
@@ -152,7 +156,7 @@ class BridgePlacement:
 
     def _adopt(self, port: Port) -> Port:
         """Classify a port and keep what the controller knows beyond the port description."""
-        port.uplink = port.port_no != OFPP_LOCAL and is_uplink_name(port.name, self.uplink_patterns)
+        port.uplink = self.names_uplink(port)
         old = self.ports.get(port.port_no)
         if old is not None and old.name == port.name:
             port.held = port.held or old.held
