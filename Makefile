@@ -10,7 +10,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(PY) -m slb_ryu.demo
+	$(PY) -m lab.demo
 
 # pytest exit code 5 = "no tests collected": that is a failure too.
 test: setup

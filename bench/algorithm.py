@@ -1,4 +1,4 @@
-"""Rebalancing algorithms side by side: slb_ryu.rebalance against OVS balance-slb.
+"""Rebalancing algorithms side by side: slb_ryu.core.rebalance against OVS balance-slb.
 
 Both run in the same process on the same workload, round by round (one round = one
 10 s rebalance interval), each with its own placement:
@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ovs_slb import OvsSlbBond, bucket_of  # noqa: E402
 from workloads import Workload, cases  # noqa: E402
 
-from slb_ryu.load import LoadTracker  # noqa: E402
-from slb_ryu.rebalance import MacLoad, UplinkState, plan  # noqa: E402
+from slb_ryu.core.load import LoadTracker  # noqa: E402
+from slb_ryu.core.rebalance import MacLoad, UplinkState, plan  # noqa: E402
 
 INTERVAL = 10.0
 TIME_TARGET_MS = 50.0
@@ -98,7 +98,7 @@ def run_case(wl: Workload, rounds: int) -> tuple[Result, Result]:
     for b in buckets:
         macs_in_bucket[b] = macs_in_bucket.get(b, 0) + 1
 
-    # --- ours: learn-time choice of slb_ryu.placement (fewest MACs per speed), or uplink 1
+    # --- ours: learn-time choice of slb_ryu.core.placement (fewest MACs per speed), or uplink 1
     place: list[int] = []
     count = dict.fromkeys(uplinks, 0)
     for _ in keys:

@@ -66,7 +66,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from slb_ryu import testbed as tb  # noqa: E402
+from lab import testbed as tb  # noqa: E402
 
 PREFIX = "b"
 OF_PORT, WS_PORT = 6656, 8083

@@ -18,11 +18,15 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from slb_ryu import frames, learning_packets, ofmsgs, options, ovsdb, pipeline, rest
-from slb_ryu.core import BridgeCore, LearningPackets, Limits, Output
-from slb_ryu.events import EventLog
-from slb_ryu.placement import Port
-from slb_ryu.rebalance import RebalanceParams
+from slb_ryu import options
+from slb_ryu.api import rest
+from slb_ryu.core import pipeline
+from slb_ryu.core.bridge import BridgeCore, LearningPackets, Limits, Output
+from slb_ryu.core.events import EventLog
+from slb_ryu.core.placement import Port
+from slb_ryu.core.rebalance import RebalanceParams
+from slb_ryu.openflow import frames, learning_packets, ovsdb
+from slb_ryu.openflow import messages as ofmsgs
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads

@@ -8,7 +8,7 @@ Fixtures:
                        nets still running are stopped (and cleaned by name) at
                        teardown.
   controller_factory   function: controller_factory(start=True, **Controller kwargs)
-                       -> (started) harness.Controller;
+                       -> (started) testbed.Controller;
                        every controller is stopped at teardown (its log is printed
                        when the test failed).
 Every test here gets the ``integration`` marker automatically.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from slb_ryu import testbed as harness
+from lab import testbed
 
 
 def pytest_collection_modifyitems(config, items):
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(config, items):
 def ovs():
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (Open vSwitch, network namespaces)")
-    harness.ensure_ovs()
+    testbed.ensure_ovs()
     from mininet.log import setLogLevel
 
     setLogLevel("warning")
@@ -48,13 +48,13 @@ class NetworkFactory:
         self.nets = []
 
     def __call__(self, **params):
-        net = harness.start_network(**params)
+        net = testbed.start_network(**params)
         self.nets.append(net)
         return net
 
     def stop(self, net):
         self.nets.remove(net)
-        return harness.stop_network(net)
+        return testbed.stop_network(net)
 
     def stop_all(self):
         while self.nets:
@@ -73,7 +73,7 @@ def controller_factory(request):
     ctls = []
 
     def make(start=True, **kwargs):
-        ctl = harness.Controller(**kwargs)
+        ctl = testbed.Controller(**kwargs)
         ctls.append(ctl)
         if start:
             ctl.start()

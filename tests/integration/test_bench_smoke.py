@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from slb_ryu import testbed as h
+from lab import testbed as h
 
 PYTHON = h.REPO / ".venv" / "bin" / "python"
 

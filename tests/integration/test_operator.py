@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from slb_ryu import testbed as h
+from lab import testbed as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

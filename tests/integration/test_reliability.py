@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from slb_ryu import testbed as h
+from lab import testbed as h
 
 pytestmark = pytest.mark.integration
 

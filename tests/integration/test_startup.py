@@ -2,7 +2,7 @@
 
 import pytest
 
-from slb_ryu import testbed as h
+from lab import testbed as h
 
 
 @pytest.mark.parametrize(

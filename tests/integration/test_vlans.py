@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from slb_ryu import testbed as h
+from lab import testbed as h
 
 pytestmark = pytest.mark.integration
 

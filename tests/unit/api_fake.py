@@ -16,10 +16,12 @@ import time
 from ryu.app.wsgi import WSGIApplication
 from webob import Request
 
-from slb_ryu import options, pipeline, rest
-from slb_ryu.core import BridgeCore
-from slb_ryu.events import EventLog
-from slb_ryu.placement import OFPP_LOCAL, Port
+from slb_ryu import options
+from slb_ryu.api import rest
+from slb_ryu.core import pipeline
+from slb_ryu.core.bridge import BridgeCore
+from slb_ryu.core.events import EventLog
+from slb_ryu.core.placement import OFPP_LOCAL, Port
 
 MAC_A = "02:00:00:00:01:01"
 MAC_B = "02:00:00:00:01:02"

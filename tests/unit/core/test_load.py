@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slb_ryu.load import LoadTracker
+from slb_ryu.core.load import LoadTracker
 
 K = ("02:00:00:00:00:01", 0)
 

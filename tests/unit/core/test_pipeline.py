@@ -1,7 +1,7 @@
 """The pipeline as plain data: which flows and groups a bridge state produces."""
 
-from slb_ryu import pipeline as pl
-from slb_ryu.placement import OFPP_LOCAL, BridgePlacement, MacEntry, Port
+from slb_ryu.core import pipeline as pl
+from slb_ryu.core.placement import OFPP_LOCAL, BridgePlacement, MacEntry, Port
 
 
 def bridge():

@@ -31,9 +31,8 @@ from typing import Any
 from ryu.app.wsgi import ControllerBase, Response, route
 from webob import Request
 
-from slb_ryu import metrics
-from slb_ryu.core import BridgeCore, Output
-from slb_ryu.rest_input import (
+from slb_ryu.api import metrics
+from slb_ryu.api.request import (
     ApiError,
     error,
     json_body,
@@ -46,7 +45,7 @@ from slb_ryu.rest_input import (
     resolve_bridge,
     target_dpid,
 )
-from slb_ryu.rest_views import (
+from slb_ryu.api.views import (
     bridges_view,
     config_view,
     dpid_str,
@@ -59,6 +58,7 @@ from slb_ryu.rest_views import (
     placement_view,
     uplinks_view,
 )
+from slb_ryu.core.bridge import BridgeCore, Output
 
 LOG = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """SwitchState: minimal diffs, per-MAC index, cookies decide add vs modify."""
 
-from slb_ryu import pipeline as pl
-from slb_ryu.sync import SwitchState, owner
+from slb_ryu.core import pipeline as pl
+from slb_ryu.core.sync import SwitchState, owner
 
 MAC = "02:00:00:00:00:01"
 

@@ -1,6 +1,6 @@
 """Flap hold and the grat-ARP lock, with an explicit clock."""
 
-from slb_ryu.guards import AnnounceLock, FlapGuard
+from slb_ryu.core.guards import AnnounceLock, FlapGuard
 
 
 def test_flap_guard_holds_after_limit_within_window_and_needs_quiet():

@@ -5,7 +5,7 @@ the top-of-rack switches learned, kills one uplink's far end while a VM pings ev
 10 ms, shows the failover, brings the uplink back, drives TCP traffic so the rebalancer
 spreads the VMs again, and tears everything down.
 
-Run as root from the repo's venv: `make demo` (or `.venv/bin/python -m slb_ryu.demo`).
+Run as root from the repo's venv: `make demo` (or `.venv/bin/python -m lab.demo`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from slb_ryu import testbed as tb
+from lab import testbed as tb
 
 if TYPE_CHECKING:
     from mininet.net import Mininet

@@ -2,7 +2,7 @@
 
 import pytest
 
-from slb_ryu.placement import (
+from slb_ryu.core.placement import (
     OFPP_LOCAL,
     REASON_FAILOVER,
     REASON_LEARN,

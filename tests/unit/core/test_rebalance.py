@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slb_ryu.rebalance import (
+from slb_ryu.core.rebalance import (
     DEFAULT_PARAMS,
     MacLoad,
     PlannedMove,

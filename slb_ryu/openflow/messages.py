@@ -12,7 +12,7 @@ from typing import Any
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from slb_ryu.pipeline import (
+from slb_ryu.core.pipeline import (
     COOKIE_KIND_MASK,
     COOKIE_MAGIC,
     COOKIE_MAGIC_MASK,

@@ -14,9 +14,9 @@ from typing import Any
 from ryu.app.wsgi import Response
 from webob import Request
 
-from slb_ryu.core import BridgeCore
-from slb_ryu.placement import MacEntry, normalise_mac
-from slb_ryu.rest_views import dpid_str
+from slb_ryu.api.views import dpid_str
+from slb_ryu.core.bridge import BridgeCore
+from slb_ryu.core.placement import MacEntry, normalise_mac
 
 MAX_BODY = 64 * 1024
 MAX_VLAN = 4094

@@ -2,7 +2,7 @@
 
 from ryu.lib.packet import arp, ethernet, packet, vlan
 
-from slb_ryu import frames, learning_packets
+from slb_ryu.openflow import frames, learning_packets
 
 MAC = "02:00:00:00:01:01"
 

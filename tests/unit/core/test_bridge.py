@@ -2,9 +2,9 @@
 
 import pytest
 
-from slb_ryu import pipeline as pl
-from slb_ryu.core import BridgeCore
-from slb_ryu.placement import OFPP_LOCAL, Port
+from slb_ryu.core import pipeline as pl
+from slb_ryu.core.bridge import BridgeCore
+from slb_ryu.core.placement import OFPP_LOCAL, Port
 
 MAC1 = "00:00:00:00:00:01"
 MAC2 = "00:00:00:00:00:02"
@@ -155,7 +155,7 @@ def src_dst_samples(core, tx, rx, age):
 
 
 def test_flow_stats_become_smoothed_rates_and_drive_rebalance():
-    from slb_ryu.rebalance import RebalanceParams
+    from slb_ryu.core.rebalance import RebalanceParams
 
     core = BridgeCore(1, ["up*"], params=RebalanceParams(min_dwell=0.0), half_life=1.0)
     core.connect(ports(), [], [], {}, 0.0)
@@ -194,7 +194,7 @@ def test_speed_overrides_apply_to_ports():
 
 
 def test_flapping_uplink_is_held_then_released_after_quiet():
-    from slb_ryu.core import Limits
+    from slb_ryu.core.bridge import Limits
 
     core = BridgeCore(1, ["up*"], limits=Limits(flap_limit=3, flap_window=10, flap_hold=5))
     core.connect(ports(), [], [], {}, 0.0)
@@ -251,7 +251,7 @@ def test_learning_packets_we_send_lock_the_mac():
 
 
 def test_mac_limit_per_port_counts_drops():
-    from slb_ryu.core import Limits
+    from slb_ryu.core.bridge import Limits
 
     core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=2))
     core.connect(ports(), [], [], {}, 0.0)

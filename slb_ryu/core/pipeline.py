@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from slb_ryu.placement import BridgePlacement, MacEntry
+from slb_ryu.core.placement import BridgePlacement, MacEntry
 
 # Tables.
 TABLE_CLASSIFY = 0  # uplink or local ingress

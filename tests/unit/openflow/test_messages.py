@@ -4,8 +4,9 @@ from ryu.ofproto import ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from slb_ryu import ofmsgs, pipeline
-from slb_ryu.placement import OFPP_LOCAL, BridgePlacement, Port
+from slb_ryu.core import pipeline
+from slb_ryu.core.placement import OFPP_LOCAL, BridgePlacement, Port
+from slb_ryu.openflow import messages as ofmsgs
 
 
 def datapath():

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from slb_ryu import pipeline
-from slb_ryu.events import EventLog
-from slb_ryu.guards import AnnounceLock, FlapGuard
-from slb_ryu.load import LoadTracker
-from slb_ryu.pipeline import FlowSpec, GroupSpec, MeterSpec
-from slb_ryu.placement import (
+from slb_ryu.core import pipeline
+from slb_ryu.core.events import EventLog
+from slb_ryu.core.guards import AnnounceLock, FlapGuard
+from slb_ryu.core.load import LoadTracker
+from slb_ryu.core.pipeline import FlowSpec, GroupSpec, MeterSpec
+from slb_ryu.core.placement import (
     REASON_FORGET,
     REASON_LEARN,
     REASON_MANUAL,
@@ -28,8 +28,15 @@ from slb_ryu.placement import (
     Port,
     normalise_mac,
 )
-from slb_ryu.rebalance import DEFAULT_PARAMS, MacLoad, RebalanceParams, UplinkState, imbalance, plan
-from slb_ryu.sync import Mod, SwitchState, owner
+from slb_ryu.core.rebalance import (
+    DEFAULT_PARAMS,
+    MacLoad,
+    RebalanceParams,
+    UplinkState,
+    imbalance,
+    plan,
+)
+from slb_ryu.core.sync import Mod, SwitchState, owner
 
 REINJECT_BUDGET = 3  # packets of a newly learned MAC sent back through the pipeline
 

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from slb_ryu import __version__
-from slb_ryu.core import BridgeCore
-from slb_ryu.placement import OFPP_LOCAL, MacEntry
+from slb_ryu.core.bridge import BridgeCore
+from slb_ryu.core.placement import OFPP_LOCAL, MacEntry
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from api_fake import MAC_A, Client, FakeApp
 from prometheus_client.parser import text_string_to_metric_families
 
-from slb_ryu import metrics
-from slb_ryu.placement import Port
+from slb_ryu.api import metrics
+from slb_ryu.core.placement import Port
 
 
 def scrape(client, accept=None):

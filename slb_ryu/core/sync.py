@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from slb_ryu import pipeline
-from slb_ryu.pipeline import FlowSpec, GroupSpec, MeterSpec
+from slb_ryu.core import pipeline
+from slb_ryu.core.pipeline import FlowSpec, GroupSpec, MeterSpec
 
 MAC_KINDS = {
     pipeline.KIND_SRC,
