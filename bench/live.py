@@ -425,7 +425,7 @@ def run_traffic(net, system: System, mode, settle: bool = True) -> dict:
     start = system.placement(net)
     unshaped = [u for u in UPLINKS if not has_shaping(u)]
     if unshaped:
-        raise tb.HarnessError(f"no {BW} Mbit/s htb qdisc on {unshaped}")
+        raise tb.TestbedError(f"no {BW} Mbit/s htb qdisc on {unshaped}")
     log(f"{system.name}: placement before traffic {start}")
 
     # A VM whose uplink comes back has been placed long ago; here it was placed seconds
@@ -487,7 +487,7 @@ def iperf_flows(net, system: System, mode, poll: bool = False) -> dict:
             try:
                 results.append(json.loads(out))
             except ValueError:
-                raise tb.HarnessError(f"iperf3 from {VMS[i]}: no JSON: {out[-300:]!r}") from None
+                raise tb.TestbedError(f"iperf3 from {VMS[i]}: no JSON: {out[-300:]!r}") from None
     finally:
         for p in clients + servers:
             if p.poll() is None:
@@ -496,7 +496,7 @@ def iperf_flows(net, system: System, mode, poll: bool = False) -> dict:
     flows, per_second = [], []
     for name, res in zip(VMS, results, strict=True):
         if "error" in res:
-            raise tb.HarnessError(f"iperf3 from {name}: {res['error']}")
+            raise tb.TestbedError(f"iperf3 from {name}: {res['error']}")
         intervals = res["intervals"][-mode.window_s :]
         flows.append(sum(i["sum"]["bits_per_second"] for i in intervals) / len(intervals) / 1e6)
         per_second.append([round(i["sum"]["bits_per_second"] / 1e6, 2) for i in res["intervals"]])
@@ -533,12 +533,12 @@ def run_mixed(net, system: System, mode, settle: bool = True) -> dict:
     """The mixed-speeds scenario: VMs placed as the system places them, then 4 flows."""
     rates = {u: htb_rate_mbps(u) for u in UPLINKS}
     if rates != {u: float(bw) for u, bw in zip(UPLINKS, MIXED_BW, strict=True)}:
-        raise tb.HarnessError(f"uplink htb rates {rates}, expected {MIXED_BW} Mbit/s")
+        raise tb.TestbedError(f"uplink htb rates {rates}, expected {MIXED_BW} Mbit/s")
     speeds = None
     if isinstance(system, Ours):
         speeds = {n: u["speed_bps"] / 1e6 for n, u in system.uplinks().items()}
         if speeds != rates:
-            raise tb.HarnessError(f"controller sees speeds {speeds} Mbit/s, expected {rates}")
+            raise tb.TestbedError(f"controller sees speeds {speeds} Mbit/s, expected {rates}")
     r1 = net.get(REMOTES[0])
     for name in VMS:  # in order: the order in which each system first sees them
         tb.wait_until(
@@ -581,7 +581,7 @@ def run_failover(net, system: System, mode) -> dict:
     by_counters = probe_uplink(net, VMS[0])  # cross-check, and a fallback
     uplink = system.placement(net)[VMS[0]] or by_counters
     if uplink is None:
-        raise tb.HarnessError(f"cannot tell which uplink carries {VMS[0]}")
+        raise tb.TestbedError(f"cannot tell which uplink carries {VMS[0]}")
     far = far_end(uplink)
     pinger = vm.popen(
         ["ping", "-n", "-i", str(PING_MS / 1000), "-c", str(mode.pings), "-W", "1", r1.IP()]

@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from lab import testbed as tb
+from slb_ryu import cli
 
 if TYPE_CHECKING:
     from mininet.net import Mininet
@@ -33,23 +34,12 @@ UPLINK_MBITS = 10
 VMS = ["v11", "v12", "v13", "v14"]
 
 
-def table(rows: list[dict], columns: list[str]) -> str:
-    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
-
-
 def show(ctl: tb.Controller, title: str) -> None:
+    """The placement and uplinks as `slb-ctl placement` / `slb-ctl uplinks` print them."""
     print(f"\n== {title}")
-    rows = ctl.get_json("/slb/v1/placement")
-    for row in rows:
-        row["ips"] = ",".join(row["ips"])
-    for row in rows:
-        row["tx_bps"], row["rx_bps"] = int(row["tx_bps"]), int(row["rx_bps"])
-    print(table(rows, ["mac", "vlan", "port", "uplink", "ips", "pinned", "tx_bps", "rx_bps"]))
+    print(cli.format_placement(ctl.get_json("/slb/v1/placement")))
     print()
-    print(table(ctl.get_json("/slb/v1/uplinks"), ["name", "port_no", "live", "active", "macs"]))
+    print(cli.format_uplinks(ctl.get_json("/slb/v1/uplinks")))
 
 
 def show_tor_tables(net: Mininet, macs: dict[str, str], uplink_map: list[dict]) -> None:
@@ -116,7 +106,7 @@ def rebalance(net: Mininet, ctl: tb.Controller) -> None:
         moves = [e for e in ctl.get_json("/slb/v1/events") if e.get("reason") == "rebalance"]
         for e in moves:
             print(f"   event: move {e['mac']} {e['from']} -> {e['to']} (rebalance)")
-        show(ctl, "placement during the transfer (tx_bps/rx_bps = smoothed bytes/s)")
+        show(ctl, "placement during the transfer (smoothed load, shown in bits/s)")
         results = [json.loads(c.communicate(timeout=40)[0]) for c in clients]
         total = sum(r["end"]["sum_received"]["bits_per_second"] for r in results)
         print(

@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
+
+from slb_ryu import cli
+from slb_ryu.openflow import learning_packets
 
 if TYPE_CHECKING:
     from mininet.net import Mininet
@@ -43,11 +42,11 @@ OFPP_LOCAL = 65534  # ofport of a bridge's LOCAL interface as OVS reports it
 _T = TypeVar("_T")
 
 
-class HarnessError(RuntimeError):
+class TestbedError(RuntimeError):
     pass
 
 
-class Abort(HarnessError):
+class Abort(TestbedError):
     """Raised by a wait_until() predicate to stop waiting at once."""
 
 
@@ -72,7 +71,7 @@ def sh(
         check=False,
     )
     if check and r.returncode != 0:
-        raise HarnessError(
+        raise TestbedError(
             "command failed (%d): %s\n%s%s" % (r.returncode, cmd, r.stdout, r.stderr)
         )
     return r.stdout
@@ -84,7 +83,7 @@ def wait_until(
     interval: float = 0.2,
     desc: str = "condition",
 ) -> _T:
-    """Poll predicate() until truthy; return its value or raise HarnessError.
+    """Poll predicate() until truthy; return its value or raise TestbedError.
 
     Exceptions from predicate() count as "not yet" (the last one is reported on
     timeout), except Abort, which propagates at once."""
@@ -101,7 +100,7 @@ def wait_until(
             last_exc = exc
         if time.monotonic() >= deadline:
             extra = " (last error: %r)" % (last_exc,) if last_exc else ""
-            raise HarnessError("timed out after %.1fs waiting for %s%s" % (timeout, desc, extra))
+            raise TestbedError("timed out after %.1fs waiting for %s%s" % (timeout, desc, extra))
         time.sleep(interval)
 
 
@@ -130,7 +129,7 @@ def ovs_running() -> bool:
     try:
         sh(["ovs-vsctl", "-t", "2", "show"], timeout=5)
         return True
-    except (HarnessError, subprocess.TimeoutExpired, OSError):
+    except (TestbedError, subprocess.TimeoutExpired, OSError):
         return False
 
 
@@ -272,11 +271,9 @@ def mac_bytes(mac: str) -> bytes:
 
 
 def garp_frame(mac: str, ip: str, vlan: int | None = None) -> bytes:
-    """Broadcast gratuitous ARP request from mac/ip (optionally 802.1Q tagged)."""
-    ipb = socket.inet_aton(ip)
-    tag = b"" if vlan is None else b"\x81\x00" + struct.pack("!H", vlan & 0x0FFF)
-    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac_bytes(mac) + ipb + b"\x00" * 6 + ipb
-    return b"\xff" * 6 + mac_bytes(mac) + tag + b"\x08\x06" + arp
+    """Broadcast gratuitous ARP request from mac/ip (802.1Q tagged when vlan is given):
+    the same frame the controller announces a moved MAC with."""
+    return learning_packets.gratuitous_arp(mac, ip, vlan or 0)
 
 
 def send_raw(ifname: str, frame: bytes, count: int = 1) -> None:
@@ -305,28 +302,14 @@ def http_request_json(
     method: str, url: str, body: Any = None, timeout: float = 5.0
 ) -> tuple[int, Any]:
     """(status, parsed JSON or text) for any method; 4xx/5xx are returned, not raised."""
-    data = None
-    headers = {}
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, text = resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read().decode(errors="replace")
-    try:
-        return status, json.loads(text) if text else None
-    except ValueError:
-        return status, text
+    return cli.http_json(method, url, body, timeout=timeout)
 
 
 def http_get_json(url: str, timeout: float = 5.0) -> Any:
-    """GET url and return parsed JSON; raise HarnessError on a non-2xx status."""
+    """GET url and return parsed JSON; raise TestbedError on a non-2xx status."""
     status, payload = http_request_json("GET", url, timeout=timeout)
     if not 200 <= status < 300:
-        raise HarnessError("GET %s -> %d: %s" % (url, status, payload))
+        raise TestbedError("GET %s -> %d: %s" % (url, status, payload))
     return payload
 
 
@@ -405,10 +388,10 @@ class Controller:
 
     def start(self, timeout: float = 30.0) -> Self:
         if self.running:
-            raise HarnessError("controller already running (pid %d)" % self.proc.pid)
+            raise TestbedError("controller already running (pid %d)" % self.proc.pid)
         for port in (self.of_port, self.ws_port):
             if tcp_listening(port):
-                raise HarnessError("TCP port %d is already in use" % port)
+                raise TestbedError("TCP port %d is already in use" % port)
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -431,9 +414,9 @@ class Controller:
 
         try:
             wait_until(ready, timeout=timeout, desc="ryu-manager to listen on %s" % ports)
-        except HarnessError as exc:
+        except TestbedError as exc:
             self.kill9()
-            raise HarnessError("%s\n--- log ---\n%s" % (exc, self.log_tail())) from None
+            raise TestbedError("%s\n--- log ---\n%s" % (exc, self.log_tail())) from None
         return self
 
     @property
@@ -673,7 +656,7 @@ def send_frames_in(
     first = re.search(r"first=([\d.]+)", out)
     done = re.search(r"sent=(\d+) last=([\d.]+)", out)
     if not first or not done:
-        raise HarnessError("sending frames in %s failed:\n%s" % (node.name, out))
+        raise TestbedError("sending frames in %s failed:\n%s" % (node.name, out))
     return {
         "first": float(first.group(1)),
         "last": float(done.group(2)),
@@ -688,7 +671,7 @@ def rss_kb(pid: int) -> int:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-    raise HarnessError("no VmRSS for pid %d" % pid)
+    raise TestbedError("no VmRSS for pid %d" % pid)
 
 
 def normalise_flows(lines: Iterable[str]) -> list[str]:

@@ -7,6 +7,7 @@ Run: ryu-manager slb_ryu.app --config-file slb.conf
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ryu import cfg
@@ -23,7 +24,8 @@ from slb_ryu.api import rest
 from slb_ryu.core import pipeline
 from slb_ryu.core.bridge import BridgeCore, LearningPackets, Limits, Output
 from slb_ryu.core.events import EventLog
-from slb_ryu.core.placement import Port
+from slb_ryu.core.jobs import Supervisor
+from slb_ryu.core.placement import Move, Port
 from slb_ryu.core.rebalance import RebalanceParams
 from slb_ryu.openflow import frames, learning_packets, ovsdb
 from slb_ryu.openflow import messages as ofmsgs
@@ -91,6 +93,7 @@ class SlbApp(app_manager.RyuApp):
         )
         self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
         self.stats_poll_seconds = 0.0
+        self.jobs = Supervisor(self.event_log, self.logger)
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         self.threads.append(hub.spawn(self._timers))
 
@@ -198,7 +201,11 @@ class SlbApp(app_manager.RyuApp):
     # ---- statistics and rebalancing ---------------------------------------------------
 
     def _timers(self) -> None:
-        """One loop for both intervals, so a slow poll never overlaps the next."""
+        """One loop for every periodic job, so a slow poll never overlaps the next.
+
+        Each job runs under `self.jobs`: an exception is logged with its traceback,
+        counted, shown in /health, and the loop (and every other job) keeps going.
+        """
         interval = self.settings.stats_interval
         rebalance = self.settings.rebalance_interval
         next_poll = next_rebalance = time.monotonic()
@@ -208,22 +215,28 @@ class SlbApp(app_manager.RyuApp):
         while True:
             hub.sleep(0.25)
             now = time.monotonic()
-            for dpid, core in list(self.bridges.items()):
-                dp = self.datapaths.get(dpid)
-                if dp is not None and core.synced:
-                    self.send(dp, core.tick(time.time()))
+            self.jobs.run("tick", self._tick)
             if now >= next_tags:
                 next_tags = now + TAG_REFRESH
-                self._refresh_tags()
+                self.jobs.run("ovsdb-tags", self._refresh_tags)
             if interval and now >= next_poll:
                 next_poll = now + interval
-                for dpid, dp in list(self.datapaths.items()):
-                    core = self.bridges.get(dpid)
-                    if core is not None and core.synced:
-                        self._poll(dp)
+                self.jobs.run("stats-poll", self._poll_all)
             if rebalance and now >= next_rebalance:
                 next_rebalance = now + rebalance
-                self.request_rebalance(None)
+                self.jobs.run("rebalance", self.request_rebalance, None)
+
+    def _tick(self) -> None:
+        for dpid, core in list(self.bridges.items()):
+            dp = self.datapaths.get(dpid)
+            if dp is not None and core.synced:
+                self.send(dp, core.tick(time.time()))
+
+    def _poll_all(self) -> None:
+        for dpid, dp in list(self.datapaths.items()):
+            core = self.bridges.get(dpid)
+            if core is not None and core.synced:
+                self._poll(dp)
 
     def _poll(self, dp: Any) -> None:
         """Ask for the per-MAC source and destination flow counters and the port counters."""
@@ -273,16 +286,16 @@ class SlbApp(app_manager.RyuApp):
         if ev.msg.xid in self.polls:
             self._poll_reply(ev.msg)
 
-    def request_rebalance(self, dpid: int | None) -> list[dict]:
-        """Run a rebalance now on one bridge (or all); returns the moves as event dicts."""
+    def request_rebalance(self, dpid: int | None) -> list[tuple[int, Move]]:
+        """Run a rebalance now on one bridge (or all synced ones); the moves, by dpid."""
         moved = []
         for core_dpid, core in list(self.bridges.items()):
             dp = self.datapaths.get(core_dpid)
             if (dpid is not None and core_dpid != dpid) or dp is None or not core.synced:
                 continue
-            seq = self.event_log.seq
-            self.send(dp, core.rebalance(time.time()))
-            moved += [e for e in self.event_log.events if e["seq"] > seq and e["type"] == "move"]
+            out = core.rebalance(time.time())
+            self.send(dp, out)
+            moved += [(core_dpid, m) for m in out.moves]
         return moved
 
     # ---- events ----------------------------------------------------------------------
@@ -399,9 +412,13 @@ class SlbApp(app_manager.RyuApp):
             if wanted != current:
                 self.send(dp, core.set_access_vlans(wanted, time.time()))
 
-    def act(self, dpid: int, action: Any) -> None:
-        """Run a core call for the REST API and send its output to the switch."""
-        dp = self.datapaths.get(dpid)
+    def act(self, dpid: int, action: Callable[[BridgeCore], Output]) -> Output:
+        """Run a core command for the REST API, send its output to the switch, return it."""
         out = action(self.bridges[dpid])
+        dp = self.datapaths.get(dpid)
         if dp is not None:
             self.send(dp, out)
+        return out
+
+    def job_problems(self) -> list[str]:
+        return self.jobs.problems(time.time())

@@ -43,6 +43,32 @@ class CtlError(Exception):
 # ---- HTTP ------------------------------------------------------------------------------
 
 
+def http_json(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, Any]:
+    """(status, parsed JSON, or the text when it is not JSON); 4xx/5xx are returned, not
+    raised. Unreachable servers raise OSError (urllib's URLError is one)."""
+    headers = {"Accept": "application/json", **(headers or {})}
+    data = None
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, text = resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode("utf-8", "replace")
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, text
+
+
 class Client:
     def __init__(self, url: str, token: str | None = None, timeout: float = 5.0) -> None:
         self.url = url.rstrip("/")
@@ -54,43 +80,31 @@ class Client:
         url = self.url + API + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+        headers = {}
         if self.token and method != "GET":
             headers["Authorization"] = f"Bearer {self.token}"
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                text = resp.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            text = exc.read().decode("utf-8", "replace")
-            try:
-                message = json.loads(text)["error"]
-            except (ValueError, KeyError, TypeError):
-                message = text.strip()[:200] or exc.reason
-            hint = ""
-            if exc.code == 401:
-                hint = " (give the token with --token or $SLB_TOKEN)"
-            raise CtlError(
-                f"{method} {path}: HTTP {exc.code}: {message}{hint}", EXIT_REFUSED
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
+            status, payload = http_json(method, url, body, headers, self.timeout)
+        except OSError as exc:
             reason = getattr(exc, "reason", exc)
             raise CtlError(
                 f"cannot reach the slb-ryu controller at {self.url}: {reason} "
                 "(is ryu-manager running? set --url or $SLB_URL)",
                 EXIT_UNREACHABLE,
             ) from None
-        try:
-            return json.loads(text)
-        except ValueError:
+        if status >= 400:
+            if isinstance(payload, dict) and "error" in payload:
+                message = payload["error"]
+            else:
+                message = str(payload or "").strip()[:200] or f"HTTP {status}"
+            hint = " (give the token with --token or $SLB_TOKEN)" if status == 401 else ""
+            raise CtlError(f"{method} {path}: HTTP {status}: {message}{hint}", EXIT_REFUSED)
+        if isinstance(payload, str):
             raise CtlError(
                 f"{url} did not answer with JSON (is this an slb-ryu controller?)",
                 EXIT_UNREACHABLE,
-            ) from None
+            )
+        return payload
 
 
 # ---- formatting ------------------------------------------------------------------------

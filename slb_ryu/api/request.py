@@ -1,6 +1,5 @@
-"""REST input: JSON errors, strict parsing of paths, query strings and bodies, and the
-lookups that turn a MAC / bridge / dpid into the core that holds it. Every failure is
-an `ApiError` whose message says what was wrong.
+"""REST input: strict parsing of paths, query strings and JSON bodies. Every failure is
+an `ApiError` whose message says what was wrong; nothing here looks at the bridges.
 """
 
 from __future__ import annotations
@@ -11,12 +10,9 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
-from ryu.app.wsgi import Response
 from webob import Request
 
-from slb_ryu.api.views import dpid_str
-from slb_ryu.core.bridge import BridgeCore
-from slb_ryu.core.placement import MacEntry, normalise_mac
+from slb_ryu.core.placement import normalise_mac
 
 MAX_BODY = 64 * 1024
 MAX_VLAN = 4094
@@ -25,7 +21,7 @@ _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 _HEX = re.compile(r"0[xX][0-9a-fA-F]{1,16}")
 
 
-# ---- errors and JSON -------------------------------------------------------------------
+# ---- errors ----------------------------------------------------------------------------
 
 
 class ApiError(Exception):
@@ -36,22 +32,6 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    resp = Response(
-        status=status,
-        content_type="application/json",
-        charset="utf-8",
-        body=json.dumps(body, indent=1, sort_keys=True, default=str) + "\n",
-    )
-    for name, value in (headers or {}).items():
-        resp.headers[name] = value
-    return resp
-
-
-def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response({"error": message, "status": status}, status, headers)
 
 
 # ---- input parsing ---------------------------------------------------------------------
@@ -179,97 +159,3 @@ def json_body(req: Request, fields: dict[str, str], required: Iterable[str] = ()
                 raise ApiError(400, f"{name} must be a bridge name or datapath id, got {value!r}")
         out[name] = value
     return out
-
-
-# ---- lookups ---------------------------------------------------------------------------
-
-
-def bridge_names(app: Any) -> str:
-    return (
-        ", ".join(
-            f"{c.placement.name or '?'} ({dpid_str(d)})" for d, c in sorted(app.bridges.items())
-        )
-        or "none yet"
-    )
-
-
-def resolve_bridge(app: Any, value: Any) -> int:
-    """Bridge by name, else by datapath id (int, 16 hex digits, 0x-hex, decimal)."""
-    if isinstance(value, str):
-        for dpid, core in app.bridges.items():
-            if core.placement.name and core.placement.name == value:
-                return dpid
-    try:
-        dpid = parse_dpid(value, "bridge")
-    except ApiError:
-        dpid = None
-    if dpid is None or dpid not in app.bridges:
-        raise ApiError(404, f"no bridge {value!r} (bridges: {bridge_names(app)})")
-    return dpid
-
-
-def target_dpid(app: Any, fields: dict) -> int | None:
-    """The bridge a request names with `bridge` and/or `dpid` (None when neither)."""
-    dpid = None
-    if "dpid" in fields:
-        dpid = fields["dpid"]
-        if dpid not in app.bridges:
-            raise ApiError(
-                404, f"no bridge with dpid {dpid_str(dpid)} (bridges: {bridge_names(app)})"
-            )
-    if "bridge" in fields:
-        by_bridge = resolve_bridge(app, fields["bridge"])
-        if dpid is not None and by_bridge != dpid:
-            raise ApiError(400, f"bridge {fields['bridge']!r} and dpid {dpid_str(dpid)} disagree")
-        dpid = by_bridge
-    return dpid
-
-
-def describe(entries: list[tuple[int, BridgeCore, MacEntry]]) -> str:
-    return ", ".join(
-        f"bridge {c.placement.name or dpid_str(d)} VLAN {e.vlan}" for d, c, e in entries
-    )
-
-
-def locate_mac(
-    app: Any, mac: str, vlan: int | None, dpid: int | None, uplink: str | None = None
-) -> tuple[int, BridgeCore, MacEntry]:
-    """The one (bridge, entry) a write request means; 404 if none, 409 if ambiguous."""
-    everywhere = [
-        (d, c, e)
-        for d, c in sorted(app.bridges.items())
-        for e in sorted(c.placement.macs.values(), key=lambda e: e.key)
-        if e.mac == mac
-    ]
-    if not everywhere:
-        raise ApiError(404, f"MAC {mac} is not known on any bridge")
-    found = [
-        (d, c, e)
-        for d, c, e in everywhere
-        if (vlan is None or e.vlan == vlan) and (dpid is None or d == dpid)
-    ]
-    if not found:
-        want = " and ".join(
-            s
-            for s in (
-                f"VLAN {vlan}" if vlan is not None else "",
-                f"bridge {app.bridges[dpid].placement.name or dpid_str(dpid)}"
-                if dpid is not None
-                else "",
-            )
-            if s
-        )
-        raise ApiError(404, f"MAC {mac} is not on {want}; it is on: {describe(everywhere)}")
-    if len(found) > 1 and uplink is not None:
-        narrowed = [
-            t for t in found if (p := t[1].placement.port_by_name(uplink)) is not None and p.uplink
-        ]
-        if narrowed:
-            found = narrowed
-    if len(found) > 1:
-        raise ApiError(
-            409,
-            f"MAC {mac} is on several bridges/VLANs ({describe(found)}): "
-            'say which with "vlan" and/or "bridge"',
-        )
-    return found[0]

@@ -13,10 +13,9 @@ Safe by default: Ryu's listen address defaults to 127.0.0.1 (options.register), 
 endpoints need `Authorization: Bearer <[slb] api_token>` when a token is set (401
 otherwise) and answer 403 when `[slb] api_read_only = true`.
 
-What the API needs from the app object (`SlbApp`, or a fake in tests): `bridges`
-(dpid -> BridgeCore), `datapaths` (dpid -> connected datapath), `event_log`,
-`settings`, `act(dpid, fn)` (run a core call, send its output to the switch), and
-optionally `started`, `request_rebalance(dpid | None) -> list[dict]`.
+What the API needs from the app is declared in `slb_ryu.api.interface.ControllerApi`.
+Core commands return their result (`Output.moves`); the core's domain errors map to
+HTTP statuses in one place (`STATUS`).
 """
 
 from __future__ import annotations
@@ -32,24 +31,13 @@ from ryu.app.wsgi import ControllerBase, Response, route
 from webob import Request
 
 from slb_ryu.api import metrics
-from slb_ryu.api.request import (
-    ApiError,
-    error,
-    json_body,
-    json_response,
-    locate_mac,
-    parse_int,
-    parse_mac,
-    parse_vlan,
-    query,
-    resolve_bridge,
-    target_dpid,
-)
+from slb_ryu.api.interface import ControllerApi
+from slb_ryu.api.lookup import locate_mac, resolve_bridge, target_dpid
+from slb_ryu.api.request import ApiError, json_body, parse_int, parse_mac, parse_vlan, query
+from slb_ryu.api.response import error, json_response
 from slb_ryu.api.views import (
     bridges_view,
     config_view,
-    dpid_str,
-    event_view,
     events_view,
     health_view,
     openapi_document,
@@ -58,13 +46,17 @@ from slb_ryu.api.views import (
     placement_view,
     uplinks_view,
 )
-from slb_ryu.core.bridge import BridgeCore, Output
+from slb_ryu.core.bridge import BridgeCore
+from slb_ryu.core.errors import Conflict, Invalid, NotFound, SlbError
+from slb_ryu.core.placement import Move
+from slb_ryu.core.view import dpid_str
 
 LOG = logging.getLogger(__name__)
 
 APP_KEY = "slb_app"
 PREFIX = "/slb/v1"
 MAX_EVENTS_LIMIT = 100_000
+STATUS: dict[type[SlbError], int] = {NotFound: 404, Conflict: 409, Invalid: 400}
 
 
 # ---- the controller --------------------------------------------------------------------
@@ -92,6 +84,8 @@ def endpoint(*methods: str, write: bool = False) -> Callable[[Handler], Handler]
                 return fn(self, req, **kwargs)
             except ApiError as exc:
                 return error(exc.status, exc.message, exc.headers)
+            except SlbError as exc:
+                return error(STATUS.get(type(exc), 409), exc.message)
             except Exception:  # noqa: BLE001 - never a traceback to the client
                 LOG.exception("REST %s %s failed", req.method, req.path_info)
                 return error(500, f"internal error handling {req.method} {req.path_info}")
@@ -104,15 +98,15 @@ def endpoint(*methods: str, write: bool = False) -> Callable[[Handler], Handler]
 class SlbRestController(ControllerBase):
     def __init__(self, req: Request, link: Any, data: dict, **config: Any) -> None:
         super().__init__(req, link, data, **config)
-        self.app = data[APP_KEY]
+        self.app: ControllerApi = data[APP_KEY]
 
     # ---- auth ---------------------------------------------------------------------------
 
     def authorize(self, req: Request) -> None:
         settings = self.app.settings
-        if getattr(settings, "api_read_only", False):
+        if settings.api_read_only:
             raise ApiError(403, "the REST API is read-only ([slb] api_read_only = true)")
-        token = getattr(settings, "api_token", None)
+        token = settings.api_token
         if not token:
             return
         header = req.headers.get("Authorization", "")
@@ -218,29 +212,11 @@ class SlbRestController(ControllerBase):
 
     # ---- writes -------------------------------------------------------------------------
 
-    def _run(self, dpid: int, fn: Callable[[BridgeCore], Output]) -> Output:
-        """Run a core call through the app (which sends its output to the switch)."""
-        captured: list[Output] = []
-
-        def call(core: BridgeCore) -> Output:
-            out = fn(core)
-            captured.append(out)
-            return out
-
-        try:
-            self.app.act(dpid, call)
-        except KeyError as exc:
-            raise ApiError(404, _message(exc)) from None
-        except ValueError as exc:
-            raise ApiError(409, _message(exc)) from None
-        return captured[0] if captured else Output()
-
     def _require_connected(self, dpid: int, core: BridgeCore) -> None:
         if dpid not in self.app.datapaths or not core.synced:
-            raise ApiError(
-                409,
-                f"bridge {core.placement.name or dpid_str(dpid)} is not connected/synced: "
-                "try again once it is (see /slb/v1/health)",
+            raise Conflict(
+                f"bridge {core.placement.label} is not connected/synced: "
+                "try again once it is (see /slb/v1/health)"
             )
 
     @route("slb", PREFIX + "/placement/{mac}/move")
@@ -256,30 +232,18 @@ class SlbRestController(ControllerBase):
         dpid, core, entry = locate_mac(
             self.app, mac, body.get("vlan"), target_dpid(self.app, body), uplink
         )
-        placement = core.placement
-        port = placement.port_by_name(uplink)
-        if port is None or not port.uplink:
-            names = ", ".join(p.name for p in placement.uplinks) or "none"
-            raise ApiError(
-                404,
-                f"{uplink!r} is not an uplink of bridge {placement.name or dpid_str(dpid)} "
-                f"(uplinks: {names})",
-            )
-        if not port.live:
-            raise ApiError(409, f"uplink {uplink} is down: cannot move {mac} there")
         self._require_connected(dpid, core)
-        old = placement.port_name(entry.uplink)
-        out = self._run(
+        old = core.placement.port_name(entry.uplink)
+        out = self.app.act(
             dpid, lambda c: c.move(mac, entry.vlan, uplink, time.time(), body.get("pin"))
         )
-        new_entry = placement.macs.get((mac, entry.vlan), entry)
         return json_response(
             {
-                "moved": old != uplink,
+                "moved": bool(out.moves),
                 "from": old,
-                "to": placement.port_name(new_entry.uplink),
+                "to": core.placement.port_name(entry.uplink),
                 "learning_packets": sum(max(1, len(lp.ips)) for lp in out.learning),
-                "placement": placement_row(dpid, core, new_entry),
+                "placement": placement_row(core, entry),
             }
         )
 
@@ -289,13 +253,12 @@ class SlbRestController(ControllerBase):
         dpid, core, entry = locate_mac(self.app, mac, body.get("vlan"), target_dpid(self.app, body))
         self._require_connected(dpid, core)
         was = entry.pinned
-        self._run(dpid, lambda c: c.set_pinned(mac, entry.vlan, pinned, time.time()))
-        new_entry = core.placement.macs.get((mac, entry.vlan), entry)
+        self.app.act(dpid, lambda c: c.set_pinned(mac, entry.vlan, pinned, time.time()))
         return json_response(
             {
-                "pinned": bool(new_entry.pinned),
-                "changed": was != new_entry.pinned,
-                "placement": placement_row(dpid, core, new_entry),
+                "pinned": bool(entry.pinned),
+                "changed": was != entry.pinned,
+                "placement": placement_row(core, entry),
             }
         )
 
@@ -314,28 +277,38 @@ class SlbRestController(ControllerBase):
     def rebalance(self, req: Request, **_: Any) -> Response:
         body = json_body(req, {"bridge": "bridge", "dpid": "dpid"})
         dpid = target_dpid(self.app, body)
-        run = getattr(self.app, "request_rebalance", None)
-        if run is None:
-            raise ApiError(501, "this controller has no on-demand rebalance")
         if dpid is not None:
             self._require_connected(dpid, self.app.bridges[dpid])
-        try:
-            moves = run(dpid)
-        except KeyError as exc:
-            raise ApiError(404, _message(exc)) from None
-        except ValueError as exc:
-            raise ApiError(409, _message(exc)) from None
+        moves = self.app.request_rebalance(dpid)
         targets = [
             d
             for d, core in sorted(self.app.bridges.items())
             if (dpid is None or d == dpid) and d in self.app.datapaths and core.synced
         ]
+        now = time.time()
         return json_response(
             {
                 "bridges": [dpid_str(d) for d in targets],
-                "moves": [event_view(m, self.app.bridges) for m in (moves or [])],
+                "moves": [move_row(self.app.bridges[d], m, now) for d, m in moves],
             }
         )
+
+
+def move_row(core: BridgeCore, move: Move, now: float) -> dict:
+    """A move as the answer of POST /rebalance shows it (the shape of a `move` event)."""
+    name = core.placement.port_name
+    return {
+        "type": "move",
+        "time": now,
+        "dpid": dpid_str(core.dpid),
+        "bridge": core.placement.name,
+        "mac": move.mac,
+        "vlan": move.vlan,
+        "port": name(move.port_no),
+        "reason": move.reason,
+        "from": None if move.old_uplink is None else name(move.old_uplink),
+        "to": None if move.new_uplink is None else name(move.new_uplink),
+    }
 
 
 class SlbFallbackController(ControllerBase):
@@ -348,13 +321,6 @@ class SlbFallbackController(ControllerBase):
         return error(
             404, f"no such endpoint: {req.method} {req.path_info} (see {PREFIX}/openapi.json)"
         )
-
-
-def _message(exc: BaseException) -> str:
-    """KeyError's str() is the repr of its argument; show the message itself."""
-    if exc.args and isinstance(exc.args[0], str):
-        return exc.args[0]
-    return str(exc)
 
 
 def _where(rows: list[dict]) -> str:

@@ -13,37 +13,40 @@ from typing import Any
 import yaml
 
 from slb_ryu import __version__
+from slb_ryu.api.interface import ControllerApi
+from slb_ryu.core import view
 from slb_ryu.core.bridge import BridgeCore
-from slb_ryu.core.placement import OFPP_LOCAL, MacEntry
+from slb_ryu.core.placement import MacEntry
+from slb_ryu.core.view import dpid_str
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
 
 # ---- views -----------------------------------------------------------------------------
+#
+# JSON forms of the core's read model (`slb_ryu.core.view`). Field names carry their
+# units; the names of release 0.1 (`tx_bps`/`rx_bps` for bytes/s, `live_uplinks` in
+# /health for what is really the usable count) are kept as deprecated aliases for one
+# release (README "REST API", openapi.yaml).
+
+DEPRECATED_RATE_ALIASES = {"tx_bps": "tx_bytes_per_s", "rx_bps": "rx_bytes_per_s"}
 
 
-def dpid_str(dpid: int) -> str:
-    return f"{dpid:016x}"
+def _with_aliases(row: dict) -> dict:
+    for old, new in DEPRECATED_RATE_ALIASES.items():
+        row[old] = row[new]
+    return row
 
 
-def port_label(core: BridgeCore, port_no: int) -> str:
-    return "LOCAL" if port_no == OFPP_LOCAL else core.placement.port_name(port_no)
+def mac_row(v: view.MacView) -> dict:
+    row = dataclasses.asdict(v)
+    row["dpid"] = dpid_str(v.dpid)
+    row["ips"] = list(v.ips)
+    return _with_aliases(row)
 
 
-def placement_row(dpid: int, core: BridgeCore, entry: MacEntry) -> dict:
-    return {
-        "dpid": dpid_str(dpid),
-        "bridge": core.placement.name,
-        "mac": entry.mac,
-        "vlan": entry.vlan,
-        "port": port_label(core, entry.port_no),
-        "uplink": core.placement.port_name(entry.uplink),
-        "tx_bps": float(entry.tx_bps),
-        "rx_bps": float(entry.rx_bps),
-        "ips": sorted(entry.ips),
-        "pinned": bool(entry.pinned),
-        "since": float(entry.since),
-    }
+def placement_row(core: BridgeCore, entry: MacEntry) -> dict:
+    return mac_row(view.mac_view(core.placement, entry))
 
 
 def placement_view(
@@ -56,16 +59,8 @@ def placement_view(
     """Placement rows, sorted by bridge then (MAC, VLAN); filters are ANDed."""
     rows = []
     for bridge_dpid, core in sorted(bridges.items()):
-        if dpid is not None and bridge_dpid != dpid:
-            continue
-        for entry in sorted(core.placement.macs.values(), key=lambda e: e.key):
-            if mac is not None and entry.mac != mac:
-                continue
-            if vlan is not None and entry.vlan != vlan:
-                continue
-            if uplink is not None and core.placement.port_name(entry.uplink) != uplink:
-                continue
-            rows.append(placement_row(bridge_dpid, core, entry))
+        if dpid is None or bridge_dpid == dpid:
+            rows += [mac_row(v) for v in view.macs(core.placement, mac, vlan, uplink)]
     return rows
 
 
@@ -74,49 +69,20 @@ def uplinks_view(bridges: dict[int, BridgeCore], dpid: int | None = None) -> lis
     for bridge_dpid, core in sorted(bridges.items()):
         if dpid is not None and bridge_dpid != dpid:
             continue
-        placement = core.placement
-        for port in placement.uplinks:
-            macs = placement.macs_on(port.port_no)
-            rows.append(
-                {
-                    "dpid": dpid_str(bridge_dpid),
-                    "bridge": placement.name,
-                    "name": port.name,
-                    "port_no": port.port_no,
-                    "live": bool(port.live),
-                    "held": bool(port.held),
-                    "usable": bool(port.usable),
-                    "active": placement.active_uplink == port.port_no,
-                    "speed_bps": int(port.speed_bps),
-                    "macs": len(macs),
-                    "tx_bps": float(sum(e.tx_bps for e in macs)),
-                    "rx_bps": float(sum(e.rx_bps for e in macs)),
-                    "tx_bytes": int(getattr(port, "tx_bytes", 0) or 0),
-                    "rx_bytes": int(getattr(port, "rx_bytes", 0) or 0),
-                }
-            )
+        for v in view.uplinks(core.placement):
+            row = dataclasses.asdict(v)
+            row["dpid"] = dpid_str(v.dpid)
+            rows.append(_with_aliases(row))
     return rows
 
 
-def bridges_view(app: Any) -> list[dict]:
+def bridges_view(app: ControllerApi) -> list[dict]:
     rows = []
     for dpid, core in sorted(app.bridges.items()):
-        placement = core.placement
-        active = placement.active_uplink
-        rows.append(
-            {
-                "dpid": dpid_str(dpid),
-                "name": placement.name,
-                "connected": dpid in app.datapaths,
-                "synced": bool(core.synced),
-                "uplinks": [p.name for p in placement.uplinks],
-                "live_uplinks": [p.name for p in placement.live_uplinks],
-                "held_uplinks": [p.name for p in placement.uplinks if p.held],
-                "active_uplink": placement.port_name(active) if active is not None else None,
-                "local_ports": [port_label(core, p.port_no) for p in placement.local_ports],
-                "macs": len(placement.macs),
-            }
-        )
+        v = view.bridge(core.placement, core.synced)
+        row = dataclasses.asdict(v)
+        row.update(dpid=dpid_str(dpid), connected=dpid in app.datapaths)
+        rows.append({k: list(x) if isinstance(x, tuple) else x for k, x in row.items()})
     return rows
 
 
@@ -133,7 +99,10 @@ def event_view(event: dict, bridges: dict[int, BridgeCore]) -> dict:
 
 
 def events_view(
-    app: Any, since: int | None = None, limit: int | None = None, kinds: set[str] | None = None
+    app: ControllerApi,
+    since: int | None = None,
+    limit: int | None = None,
+    kinds: set[str] | None = None,
 ) -> list[dict]:
     """Events oldest first. With `since`: those after that seq, the first `limit` of them
     (so a follower pages forward without gaps); without: the last `limit`."""
@@ -147,7 +116,7 @@ def events_view(
     return [event_view(e, app.bridges) for e in events]
 
 
-def config_view(app: Any) -> dict:
+def config_view(app: ControllerApi) -> dict:
     settings = app.settings
     raw = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
     out = _jsonable(raw)
@@ -166,35 +135,34 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def health_view(app: Any) -> dict:
+def health_view(app: ControllerApi) -> dict:
     bridges = {}
     problems = []
     for dpid, core in sorted(app.bridges.items()):
+        v = view.bridge(core.placement, core.synced)
         connected = dpid in app.datapaths
-        live = [p.name for p in core.placement.usable_uplinks]
-        held = [p.name for p in core.placement.uplinks if p.held]
         bridges[dpid_str(dpid)] = {
-            "name": core.placement.name,
+            "name": v.name,
             "connected": connected,
-            "synced": bool(core.synced),
-            "live_uplinks": len(live),
-            "uplinks": len(core.placement.uplinks),
+            "synced": v.synced,
+            "usable_uplinks": len(v.usable_uplinks),
+            "live_uplinks": len(v.usable_uplinks),  # deprecated alias of usable_uplinks
+            "uplinks": len(v.uplinks),
         }
-        label = core.placement.name or dpid_str(dpid)
         if not connected:
-            problems.append(f"bridge {label} is not connected")
-        elif not core.synced:
-            problems.append(f"bridge {label} is not synced yet")
-        if not live:
-            problems.append(f"bridge {label} has no usable uplink")
-        for name in held:
-            problems.append(f"uplink {name} of bridge {label} is held down (flapping)")
-    started = getattr(app, "started", None)
+            problems.append(f"bridge {v.label} is not connected")
+        elif not v.synced:
+            problems.append(f"bridge {v.label} is not synced yet")
+        if not v.usable_uplinks:
+            problems.append(f"bridge {v.label} has no usable uplink")
+        for name in v.held_uplinks:
+            problems.append(f"uplink {name} of bridge {v.label} is held down (flapping)")
+    problems += app.job_problems()
     return {
         "status": "degraded" if problems else "ok",
         "problems": problems,
         "version": __version__,
-        "uptime_s": round(time.time() - started, 3) if isinstance(started, (int, float)) else None,
+        "uptime_s": round(time.time() - app.started, 3),
         "bridges": bridges,
         "counters": {str(k): v for k, v in app.event_log.counters.items()},
     }

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from slb_ryu.core import pipeline
+from slb_ryu.core.errors import NotFound
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.guards import AnnounceLock, FlapGuard
 from slb_ryu.core.load import LoadTracker
@@ -57,12 +58,14 @@ class Output:
 
     mods: list[Mod] = field(default_factory=list)
     learning: list[LearningPackets] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)  # the decisions, for the caller's answer
     reinject: bool = False
     untag: bool = False  # strip the access VLAN tag before re-injecting
 
     def extend(self, other: Output) -> None:
         self.mods += other.mods
         self.learning += other.learning
+        self.moves += other.moves
         self.reinject = self.reinject or other.reinject
 
 
@@ -295,10 +298,8 @@ class BridgeCore:
     # ---- operator actions ------------------------------------------------------------
 
     def move(self, mac: str, vlan: int, uplink: str, now: float, pin: bool | None) -> Output:
-        """Manual move (REST): raises KeyError/ValueError with a message on bad input."""
-        port = self.placement.port_by_name(uplink)
-        if port is None or not port.uplink:
-            raise ValueError(f"{uplink!r} is not an uplink of this bridge")
+        """Manual move (REST); `core.errors` say what is wrong. `Output.moves` has the move."""
+        port = self.placement.uplink_named(uplink)
         mac = normalise_mac(mac)
         entry = self.placement.macs.get((mac, vlan))
         old_pin = entry.pinned if entry else None
@@ -309,11 +310,13 @@ class BridgeCore:
         return out
 
     def set_pinned(self, mac: str, vlan: int, pinned: bool, now: float) -> Output:
-        """Pin a MAC where it is, or unpin it (REST); raises KeyError for an unknown MAC."""
+        """Pin a MAC where it is, or unpin it (REST); NotFound for an unknown MAC."""
         mac = normalise_mac(mac)
         entry = self.placement.macs.get((mac, vlan))
         if entry is None:
-            raise KeyError(f"unknown MAC {mac} on VLAN {vlan}")
+            raise NotFound(
+                f"MAC {mac} is not known on VLAN {vlan} of bridge {self.placement.label}"
+            )
         out = Output()
         if entry.pinned != pinned:
             entry.pinned = pinned
@@ -343,7 +346,7 @@ class BridgeCore:
         return self._apply(moves, now)
 
     def _apply(self, moves: list[Move], now: float) -> Output:
-        out = Output()
+        out = Output(moves=list(moves))
         self._log_moves(moves, now)
         groups = pipeline.groups(self.placement)
         out.mods += self.switch.sync_groups(groups)

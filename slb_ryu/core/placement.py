@@ -12,6 +12,8 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from slb_ryu.core.errors import Conflict, Invalid, NotFound
+
 # OpenFlow's LOCAL port number; kept here so the core stays free of Ryu.
 OFPP_LOCAL = 0xFFFFFFFE
 
@@ -154,6 +156,20 @@ class BridgePlacement:
     def port_by_name(self, name: str) -> Port | None:
         return next((p for p in self.ports.values() if p.name == name), None)
 
+    @property
+    def label(self) -> str:
+        """The bridge's name, or its datapath id when the name is not known yet."""
+        return self.name or f"{self.dpid:016x}"
+
+    def uplink_named(self, name: str) -> Port:
+        """The uplink called `name`; NotFound / Invalid say what the bridge has instead."""
+        port = self.port_by_name(name)
+        if port is None or not port.uplink:
+            names = ", ".join(p.name for p in self.uplinks) or "none"
+            error = NotFound if port is None else Invalid
+            raise error(f"{name!r} is not an uplink of bridge {self.label} (uplinks: {names})")
+        return port
+
     def _adopt(self, port: Port) -> Port:
         """Classify a port and keep what the controller knows beyond the port description."""
         port.uplink = self.names_uplink(port)
@@ -250,13 +266,13 @@ class BridgePlacement:
         """Move a MAC to `uplink` (manual or rebalance); raises on an impossible move."""
         entry = self.macs.get((mac, vlan))
         if entry is None:
-            raise KeyError(f"unknown MAC {mac} on VLAN {vlan}")
+            raise NotFound(f"MAC {mac} is not known on VLAN {vlan} of bridge {self.label}")
         port = self.ports.get(uplink)
         if port is None or not port.uplink:
-            raise ValueError(f"port {uplink} is not an uplink")
+            raise Invalid(f"port {uplink} is not an uplink of bridge {self.label}")
         if not port.usable:
             state = "held down (flapping)" if port.held else "down"
-            raise ValueError(f"uplink {port.name} is {state}")
+            raise Conflict(f"uplink {port.name} is {state}: cannot move {mac} there")
         if pin is not None:
             entry.pinned = pin
         if entry.uplink == uplink:

@@ -299,7 +299,7 @@ def test_refuses_to_start_on_all_addresses_without_a_token(ovs):
         ws_port=8098,
         ws_host="0.0.0.0",
     )
-    with pytest.raises(h.HarnessError, match="exited"):
+    with pytest.raises(h.TestbedError, match="exited"):
         ctl.start(timeout=20)
     log = ctl.log_text()
     assert "non-loopback address '0.0.0.0'" in log and "api_token" in log, log

@@ -246,7 +246,7 @@ def _reattach(target: str, want: list[str]) -> float | None:
     h.sh(["ovs-vsctl", "set-controller", HV1, target])
     try:
         h.wait_until(lambda: flows(HV1) == want, timeout=10, interval=0.05, desc="repair")
-    except h.HarnessError:
+    except h.TestbedError:
         return None
     return time.monotonic() - t0
 
@@ -353,7 +353,7 @@ def test_live_migration_and_own_garp(network_factory, controller_factory):
             interval=0.05,
             desc="placement to follow the VM",
         )
-    except h.HarnessError as exc:
+    except h.TestbedError as exc:
         problems.append(str(exc))
     time.sleep(2.0)
     out = pinger.stop()
@@ -392,7 +392,7 @@ def test_live_migration_and_own_garp(network_factory, controller_factory):
     h.sh(["ovs-vsctl", "del-port", HV1, hv_port(v12)])
     try:
         h.wait_until(lambda: mac12 not in placement(ctl, HV1), timeout=5, desc="port MACs gone")
-    except h.HarnessError as exc:
+    except h.TestbedError as exc:
         problems.append(str(exc))
     assert not problems, "\n".join(problems)
 
@@ -500,7 +500,7 @@ def test_flapping_uplink_is_held_then_released(network_factory, controller_facto
             desc="uplink-released",
         )
         released = ev[0]["time"]
-    except h.HarnessError:
+    except h.TestbedError:
         pass
     evs = events(ctl, seq)
     held = [e for e in evs if e["type"] == "uplink-held"]
@@ -702,7 +702,7 @@ def test_all_uplinks_down_then_one_returns(network_factory, controller_factory):
             h.wait_until(
                 lambda: ctl.uplinks()[f"{HV1}-eth2"]["live"], timeout=10, desc="eth2 seen up"
             )
-        except h.HarnessError as exc:
+        except h.TestbedError as exc:
             problems.append(str(exc))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from lab import testbed as h
 )
 def test_bad_configuration_stops_the_controller_with_a_message(config, message):
     ctl = h.Controller(config=config, of_port=6673, ws_port=8097)
-    with pytest.raises(h.HarnessError):
+    with pytest.raises(h.TestbedError):
         ctl.start(timeout=20)
     log = ctl.log_text()
     assert "configuration error" in log and message in log, log

@@ -30,9 +30,9 @@ UNKNOWN_MAC = "02:00:00:00:09:09"
 
 
 class FakeApp:
-    """What rest.py needs of SlbApp: bridges, datapaths, event_log, settings, act()."""
+    """`slb_ryu.api.interface.ControllerApi` with real cores and no switch."""
 
-    def __init__(self, rebalance=True, **settings):
+    def __init__(self, **settings):
         settings.setdefault("uplinks", ["hv1-eth*", "hv2-eth*"])
         self.settings = options.build_settings(**settings)
         self.event_log = EventLog(200)
@@ -42,8 +42,7 @@ class FakeApp:
         self.stats_poll_seconds = 0.012
         self.sent = []  # (dpid, Output) of every act()
         self.rebalance_calls = []
-        if not rebalance:
-            self.request_rebalance = None  # shadow the method: "no on-demand rebalance"
+        self.failing_jobs = []
         now = 1000.0
         hv1 = self.add_bridge(1, "hv1", ["v11", "v12"], now)
         hv2 = self.add_bridge(2, "hv2", ["v21"], now)
@@ -68,14 +67,21 @@ class FakeApp:
         out = fn(self.bridges[dpid])
         if dpid in self.datapaths:
             self.sent.append((dpid, out))
+        return out
 
     def request_rebalance(self, dpid):
+        """Moves MAC_A to its other uplink, standing in for a rebalance decision."""
         self.rebalance_calls.append(dpid)
-        return [
-            e
-            for e in self.event_log.events
-            if e["type"] == "move" and (dpid is None or e.get("dpid") == dpid)
-        ][-1:]
+        if dpid not in (None, 1):
+            return []
+        core = self.bridges[1]
+        entry = core.entry(MAC_A, 0)
+        other = "hv1-eth2" if core.placement.port_name(entry.uplink) == "hv1-eth1" else "hv1-eth1"
+        out = core.move(MAC_A, 0, other, time.time(), None)
+        return [(1, m) for m in out.moves]
+
+    def job_problems(self):
+        return list(self.failing_jobs)
 
 
 def learn(core, port, mac, vlan, ip, now):

@@ -24,6 +24,8 @@ from referencing.jsonschema import DRAFT202012
 from slb_ryu.api import request as rest_input
 from slb_ryu.api import rest
 from slb_ryu.api import views as rest_views
+from slb_ryu.core.errors import Conflict, NotFound
+from slb_ryu.core.placement import Port
 
 P = rest.PREFIX
 DOC = yaml.safe_load(rest_views.OPENAPI_PATH.read_text())
@@ -142,8 +144,11 @@ def test_uplinks_state_speed_load_counters(client):
     by = {(r["bridge"], r["name"]): r for r in rows}
     eth1, eth2 = by[("hv1", "hv1-eth1")], by[("hv1", "hv1-eth2")]
     uplink_a = core.placement.port_name(core.entry(MAC_A, 0).uplink)
-    assert by[("hv1", uplink_a)]["tx_bps"] == 1000.0 and by[("hv1", uplink_a)]["rx_bps"] == 250.0
-    assert eth1 | {"tx_bps": 0, "rx_bps": 0} == {
+    row_a = by[("hv1", uplink_a)]
+    assert row_a["tx_bytes_per_s"] == 1000.0 and row_a["rx_bytes_per_s"] == 250.0
+    assert row_a["tx_bps"] == 1000.0 and row_a["rx_bps"] == 250.0  # deprecated aliases
+    rates = {"tx_bytes_per_s": 0, "rx_bytes_per_s": 0, "tx_bps": 0, "rx_bps": 0}
+    assert eth1 | rates == {
         "dpid": "0000000000000001",
         "bridge": "hv1",
         "name": "hv1-eth1",
@@ -154,8 +159,7 @@ def test_uplinks_state_speed_load_counters(client):
         "active": True,
         "speed_bps": 10_000_000_000,
         "macs": eth1["macs"],
-        "tx_bps": 0,
-        "rx_bps": 0,
+        **rates,
         "tx_bytes": 123456,
         "rx_bytes": 654321,
     }
@@ -402,7 +406,7 @@ def test_ambiguous_mac_needs_a_qualifier(client):
             404,
             ["'hv1-eth9' is not an uplink of bridge hv1", "uplinks: hv1-eth1, hv1-eth2"],
         ),
-        ({"uplink": "v12"}, 404, ["'v12' is not an uplink"]),
+        ({"uplink": "v12"}, 400, ["'v12' is not an uplink", "uplinks: hv1-eth1, hv1-eth2"]),
         ({"uplink": "hv2-eth1"}, 404, ["'hv2-eth1' is not an uplink of bridge hv1"]),
     ],
 )
@@ -454,20 +458,40 @@ def test_pin_and_unpin_errors(client):
         err(client.post(f"{P}/placement/{MAC_B}/{action}"), 409, "several")
 
 
-def test_core_errors_map_to_4xx(client):
-    """Races between our checks and the core: its KeyError/ValueError are 404/409."""
+def test_core_errors_map_to_4xx_and_bugs_to_500(client, caplog):
+    """The core's domain errors map to statuses in one place; any other exception from
+    the core is a bug: a logged 500, never disguised as a 404."""
 
     def vanished(dpid, fn):
-        raise KeyError("unknown MAC 02:00:00:00:01:01 on VLAN 0")
+        raise NotFound("MAC 02:00:00:00:01:01 is not known on VLAN 0 of bridge hv1")
 
     client.app.act = vanished
-    err(client.post(f"{P}/placement/{MAC_A}/pin"), 404, "unknown MAC 02:00:00:00:01:01 on VLAN 0")
+    err(client.post(f"{P}/placement/{MAC_A}/pin"), 404, "is not known on VLAN 0")
 
     def refused(dpid, fn):
-        raise ValueError("uplink hv1-eth2 is down")
+        raise Conflict("uplink hv1-eth2 is down: cannot move it there")
 
     client.app.act = refused
     err(client.post(f"{P}/placement/{MAC_A}/move", {"uplink": "hv1-eth2"}), 409, "is down")
+
+    def bug(dpid, fn):
+        raise KeyError("internal")
+
+    client.app.act = bug
+    err(client.post(f"{P}/placement/{MAC_A}/pin"), 500, "internal error")
+    assert "KeyError" in caplog.text
+
+
+def test_move_to_a_down_uplink_is_409_from_the_core(client):
+    core = client.app.bridges[1]
+    other = other_uplink(client)
+    port = core.placement.port_by_name(other)
+    core.port_status("modify", Port(port.port_no, other, live=False), 2000.0)
+    err(
+        client.post(f"{P}/placement/{MAC_A}/move", {"uplink": other}),
+        409,
+        f"uplink {other} is down",
+    )
 
 
 def test_rebalance(client):
@@ -482,10 +506,6 @@ def test_rebalance(client):
     err(client.post(f"{P}/rebalance", {"force": True}), 400, "unknown field(s) 'force'")
     del client.app.datapaths[2]
     err(client.post(f"{P}/rebalance", {"bridge": "hv2"}), 409, "not connected")
-    old = Client(FakeApp(rebalance=False))
-    resp = old.post(f"{P}/rebalance")
-    checked(resp, "POST", "/rebalance", 501)
-    err(resp, 501, "no on-demand rebalance")
 
 
 # ---- safe by default ----------------------------------------------------------------------

@@ -4,6 +4,7 @@ import pytest
 
 from slb_ryu.core import pipeline as pl
 from slb_ryu.core.bridge import BridgeCore
+from slb_ryu.core.errors import Invalid, NotFound
 from slb_ryu.core.placement import OFPP_LOCAL, Port
 
 MAC1 = "00:00:00:00:00:01"
@@ -86,10 +87,17 @@ def test_manual_move_and_pin_and_errors():
     assert pl.cookie_flags(src.cookie) & pl.FLAG_PINNED
     unpin = core.move(MAC1, 0, other, 3.0, pin=False)
     assert flow_mods(unpin) and not unpin.learning
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        Invalid, match=r"'vm1' is not an uplink of bridge hv1 \(uplinks: up1, up2\)"
+    ):
         core.move(MAC1, 0, "vm1", 4.0, None)
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound, match="'nope' is not an uplink"):
+        core.move(MAC1, 0, "nope", 4.0, None)
+    with pytest.raises(NotFound, match=f"MAC {MAC2} is not known on VLAN 0"):
         core.move(MAC2, 0, "up1", 4.0, None)
+    with pytest.raises(NotFound):
+        core.set_pinned(MAC2, 0, True, 4.0)
+    assert unpin.moves == [] and [m.new_uplink for m in out.moves] == [core.entry(MAC1, 0).uplink]
 
 
 def test_reconnect_with_same_flows_sends_nothing_and_restart_recovers():

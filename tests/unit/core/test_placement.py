@@ -2,6 +2,7 @@
 
 import pytest
 
+from slb_ryu.core.errors import Conflict, Invalid, NotFound
 from slb_ryu.core.placement import (
     OFPP_LOCAL,
     REASON_FAILOVER,
@@ -139,12 +140,12 @@ def test_manual_move_validates_and_pins():
     other = 2 if entry.uplink == 1 else 1
     move = bp.move(mac(1), 0, other, 5.0, "manual", pin=True)
     assert move.new_uplink == other and entry.pinned and entry.since == 5.0
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         bp.move(mac(9), 0, 1, 5.0, "manual")
-    with pytest.raises(ValueError):
+    with pytest.raises(Invalid):
         bp.move(mac(1), 0, 3, 5.0, "manual")
     bp.update_port(Port(1, "hv1-eth1", live=False), 6.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(Conflict, match="uplink hv1-eth1 is down"):
         bp.move(mac(1), 0, 1, 7.0, "manual")
 
 
