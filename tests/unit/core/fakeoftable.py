@@ -12,9 +12,9 @@ Semantics modelled (OpenFlow 1.3 as Open vSwitch implements it):
   (value, mask); vlan_vid uses OXM encoding (OFPVID_NONE = untagged, OFPVID_PRESENT|vid);
   an unknown field raises, so a new pipeline field cannot be silently ignored;
 - instructions in OpenFlow order: meter, apply-actions, write-metadata, goto-table;
-- actions: output (to the ingress port is dropped, as OVS does unless OFPP_IN_PORT is
-  used), controller (a punt, marked metered when the flow has a meter), group,
-  push_vlan, pop_vlan, set_vlan_vid;
+- actions: output (to the ingress port is dropped unless OFPP_IN_PORT is used: OVS's
+  xlate_output_action "skipping output to input port"), controller (a punt, marked
+  metered when the flow has a meter), group, push_vlan, pop_vlan, set_vlan_vid;
 - groups: "all" runs every bucket on its own copy of the frame; "ff" (fast failover)
   runs the first bucket whose watch port is live and nothing when none is.
 Outputs to a port that is not live are still reported: liveness only steers

@@ -1,12 +1,12 @@
 """The pipeline's behaviour, proved on generated bridges by running frames through its flows.
 
 Hypothesis builds placements through the public API (set_ports, learn, move, update_port,
-repair): 2-4 uplinks, some down or held for flapping, 1-6 local ports (maybe the bridge's
-LOCAL port), access VLANs, MACs learned on trunk and access ports, manual moves, and a
-datapath whose link state may be ahead of the controller's (the fast-failover case).
-Each frame goes through `FakeOFTable` (tests/unit/core/fakeoftable.py), and the test checks
-where it comes out against BRIEF.md section 2, not which flows exist, so a layout change
-that keeps the behaviour keeps these tests green.
+delete_port, repair): 2-4 uplinks, some down, held for flapping or deleted, 1-6 local
+ports (maybe the bridge's LOCAL port), access VLANs, MACs learned on trunk and access
+ports, manual moves, and a datapath whose link state may be ahead of the controller's
+(the fast-failover case). Each frame goes through `FakeOFTable` (fakeoftable.py here) and
+the test checks where it comes out against BRIEF.md section 2, not which flows exist, so
+a layout change that keeps the behaviour keeps these tests green.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Scenario:
     ("move", learned entry index, uplink index, pin), ("link", uplink index, live, held),
     ("release", uplink index): a held uplink returns to service (what BridgeCore.tick does),
     ("unplug", uplink number): the uplink port is deleted (one is always kept),
-    ("plug", uplink number, live): it is added back.
+    ("plug", uplink number, live): an uplink port (re)appears.
     `flipped`: uplinks whose link the datapath already sees in the other state.
     """
 
@@ -152,9 +152,6 @@ class Case:
     @cached_property
     def result(self) -> Result:
         return self.scenario.table.process(self.in_port, self.frame, self.scenario.live)
-
-
-DESTINATIONS = (BROADCAST, MULTICAST, UNKNOWN, LINK_LOCAL)
 
 
 @st.composite
@@ -319,8 +316,18 @@ def failover_example() -> Case:
     return Case(scenario, 10, Frame(vm_mac(1), UNKNOWN))
 
 
+def held_example() -> Case:
+    """Every uplink held for flapping, the MAC's own one with its link back: a held uplink
+    carries nothing, so nothing leaves (placement cannot re-pin: nothing is usable)."""
+    ops = (("learn", 1, 0, 0), ("link", 0, False, True), ("link", 1, False, True))
+    scenario = Scenario(2, ((10, 0),), (*ops, ("link", 1, True, False)))
+    assert scenario.bridge.macs[(vm_mac(1), 0)].uplink == 2 and scenario.bridge.ports[2].live
+    return Case(scenario, 10, Frame(vm_mac(1), BROADCAST))
+
+
 @SETTINGS
 @example(failover_example())
+@example(held_example())
 @given(cases(ingress=("local",), src=("learned",), dst=("remote", "flood")))
 def test_d_local_frame_to_the_fabric_leaves_by_exactly_its_uplink_or_the_failover(case):
     assert_kept_in_vlan(case)
