@@ -21,10 +21,9 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from slb_ryu import options
 from slb_ryu.api import rest
 from slb_ryu.core import pipeline
-from slb_ryu.core.bridge import BridgeCore, LearningPackets, Limits, Output
+from slb_ryu.core.bridge import BridgeCore, LearningPackets, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.placement import Port
-from slb_ryu.core.rebalance import RebalanceParams
 from slb_ryu.openflow import frames, learning_packets, ovsdb
 from slb_ryu.openflow import messages as ofmsgs
 
@@ -75,20 +74,8 @@ class SlbApp(app_manager.RyuApp):
         self.datapaths: dict[int, Any] = {}
         self.handshakes: dict[int, _Handshake] = {}
         self.started = time.time()
-        self.params = RebalanceParams(
-            min_gain=self.settings.rebalance_min_gain,
-            min_load=self.settings.rebalance_min_load,
-            min_dwell=self.settings.min_dwell,
-            max_moves=self.settings.max_moves,
-        )
-        self.limits = Limits(
-            max_macs_per_port=self.settings.max_macs_per_port,
-            packet_in_rate=self.settings.packet_in_rate,
-            grat_arp_lock=self.settings.grat_arp_lock,
-            flap_limit=self.settings.flap_limit,
-            flap_window=self.settings.flap_window,
-            flap_hold=self.settings.flap_hold,
-        )
+        self.params = self.settings.rebalance_params()
+        self.limits = self.settings.limits()
         self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
         self.stats_poll_seconds = 0.0
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
