@@ -260,11 +260,13 @@ OPTS: list[cfg.Opt] = [
            "shorter is noise, longer never reacts."),
     _float("rebalance_interval", 10.0, 0, 86400, "Seconds between rebalance runs (0 = off).",
            "a run needs fresh load samples.", off_below=1),
-    _float("rebalance_min_gain", 0.10, 0, 1, "A move must lower the pair's speed-normalised "
-           "excess load by at least this fraction (applied per move, not per run).",
-           "a fraction.", feeds="rebalance.min_gain"),
-    _float("rebalance_min_load", 12500.0, 0, 1.25e11, "Bytes/s below which an uplink's load "
-           "is noise and nothing is moved.", "1.25e11 bytes/s is 1 Tbit/s.",
+    _float("rebalance_min_gain", 0.10, 0, 1, "A move must shrink its uplink pair's "
+           "speed-normalised excess by at least this fraction of the best possible move "
+           "(OVS: 10%), unless the MAC carries >= rebalance_min_load without overshooting; "
+           "applied per move, not per run.", "", feeds="rebalance.min_gain"),
+    _float("rebalance_min_load", 12500.0, 0, 1.25e11, "Bytes/s below which load is noise: "
+           "nothing moves off an uplink carrying less, nor between two equal-speed uplinks "
+           "whose loads differ by less.", "1.25e11 bytes/s is 1 Tbit/s.",
            feeds="rebalance.min_load"),
     _float("min_dwell", 30.0, 0, 86400, "Seconds a MAC stays on its uplink after a move "
            "(bounds upstream MAC flapping).", "keep it >= rebalance_interval.",
