@@ -93,7 +93,7 @@ def ryu_argv(args: Sequence[str], default_config: str | None = None) -> list[str
 
 
 def check_config(files: Sequence[str], out: Callable[[str], None] = print) -> int:
-    """0 and an 'ok' summary, or 1 and every problem, one per line."""
+    """0 and an 'ok' summary (plus any warnings), or 1 and every problem, one per line."""
     from oslo_config import cfg
 
     from slb_ryu import options
@@ -122,6 +122,8 @@ def check_config(files: Sequence[str], out: Callable[[str], None] = print) -> in
     if problems:
         return 1
     out(f"ok: {', '.join(files)}: {summary(settings, conf.wsapi_host)}")
+    for warning in options.advice(settings):
+        out(f"warning: {warning}")
     return 0
 
 

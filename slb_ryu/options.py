@@ -406,7 +406,9 @@ def _unknown(name: str) -> str:
     return f"[slb] {name}: unknown option{hint}"
 
 
-def validate(raw: dict[str, Any], shown: dict[str, str] | None = None) -> tuple[Any, list[str]]:
+def validate(
+    raw: dict[str, Any], shown: dict[str, str] | None = None
+) -> tuple[Settings | None, list[str]]:
     """(Settings or None, problems) from raw values (plain data or oslo-typed); `shown`
     is the text to quote per option (what the file said)."""
     problems = [_unknown(name) for name in raw if name not in BY_NAME]
@@ -442,7 +444,7 @@ def validate(raw: dict[str, Any], shown: dict[str, str] | None = None) -> tuple[
     return (None if problems else Settings(**values)), problems
 
 
-def build_settings(**raw: Any) -> Any:
+def build_settings(**raw: Any) -> Settings:
     """Settings from raw option values (plain data, so it is unit-testable)."""
     settings, problems = validate(raw)
     if problems:
@@ -450,7 +452,25 @@ def build_settings(**raw: Any) -> Any:
     return settings
 
 
-def exposure_problems(settings: Any, host: str) -> list[str]:
+def advice(settings: Settings) -> list[str]:
+    """Allowed but unwise combinations: warnings for the log and `slb-ryu check-config`."""
+    out = []
+    if 0 < settings.min_dwell < settings.rebalance_interval:
+        out.append(
+            f"[slb] min_dwell ({settings.min_dwell:g} s) < rebalance_interval "
+            f"({settings.rebalance_interval:g} s): a MAC moved in one run may be moved back "
+            "in the next; keep min_dwell >= rebalance_interval"
+        )
+    if settings.rebalance_interval and not settings.stats_interval:
+        out.append(
+            "[slb] rebalance_interval is set but stats_interval = 0: with no load samples "
+            "a rebalance never moves anything"
+        )
+    return out
+
+
+def exposure_problems(settings: Settings, host: str) -> list[str]:
+    """Write endpoints on a non-loopback address need a token (or read-only mode)."""
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -463,7 +483,7 @@ def exposure_problems(settings: Any, host: str) -> list[str]:
     ]
 
 
-def check_api_exposure(settings: Any, host: str) -> None:
+def check_api_exposure(settings: Settings, host: str) -> None:
     """Refuse write endpoints on a non-loopback address without a token."""
     problems = exposure_problems(settings, host)
     if problems:
@@ -522,7 +542,7 @@ def file_problems(paths: Iterable[str]) -> tuple[list[str], dict[str, str]]:
     return problems, texts
 
 
-def problems_of(conf: cfg.ConfigOpts) -> tuple[Any, list[str]]:
+def problems_of(conf: cfg.ConfigOpts) -> tuple[Settings | None, list[str]]:
     """(Settings or None, every problem) of the [slb] group of a parsed ConfigOpts."""
     register(conf)
     problems, texts = file_problems(config_files(conf))
@@ -539,7 +559,7 @@ def problems_of(conf: cfg.ConfigOpts) -> tuple[Any, list[str]]:
     return (None if problems else settings), problems
 
 
-def load(conf: cfg.ConfigOpts) -> Any:
+def load(conf: cfg.ConfigOpts) -> Settings:
     """Read and validate the [slb] group of Ryu's CONF; raises ConfigError."""
     settings, problems = problems_of(conf)
     if problems:

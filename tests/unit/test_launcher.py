@@ -116,6 +116,15 @@ def test_check_config_ok_prints_a_summary(tmp_path, capsys):
     ]
 
 
+def test_check_config_prints_warnings_after_ok(tmp_path, capsys):
+    path = tmp_path / "warn.conf"
+    path.write_text("[slb]\nuplinks = eth1\nmin_dwell = 5\n")
+    assert launcher.main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"ok: {path}: ") and out[1].startswith("warning: [slb] min_dwell")
+    assert len(out) == 2
+
+
 def test_check_config_lists_every_problem_one_per_line(tmp_path, capsys):
     path = tmp_path / "bad.conf"
     path.write_text(

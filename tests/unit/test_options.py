@@ -324,3 +324,17 @@ def test_write_regenerates_both_files(tmp_path, capsys):
     assert (tmp_path / options.SAMPLE_PATH).read_text() == options.sample_config()
     assert options.main(["--table"]) == 0
     assert capsys.readouterr().out.endswith(options.markdown_table())
+
+
+def test_advice_warns_about_allowed_but_unwise_combinations():
+    assert options.advice(build_settings(uplinks=["eth1"])) == []
+    short = options.advice(build_settings(uplinks=["eth1"], min_dwell=5, rebalance_interval=10))
+    assert short == [
+        "[slb] min_dwell (5 s) < rebalance_interval (10 s): a MAC moved in one run may be "
+        "moved back in the next; keep min_dwell >= rebalance_interval"
+    ]
+    blind = options.advice(build_settings(uplinks=["eth1"], stats_interval=0))
+    assert blind and "stats_interval = 0" in blind[0]
+    assert (
+        options.advice(build_settings(uplinks=["e"], stats_interval=0, rebalance_interval=0)) == []
+    )
