@@ -112,7 +112,7 @@ def _bool(name: str, default: bool, help: str) -> cfg.Opt:
     return _opt(cfg.BoolOpt(name, default=default, help=help))
 
 
-def _name_ok(name: str, option: str, problems: list[str]) -> bool:
+def _name_ok(name: str, option: str, problems: list[str], what: str = "port name") -> bool:
     """A port name or glob: no comment, no odd characters (refused with a reason)."""
     if "#" in name:
         problems.append(
@@ -121,7 +121,7 @@ def _name_ok(name: str, option: str, problems: list[str]) -> bool:
         )
     elif len(name) > MAX_NAME or not _NAME.fullmatch(name):
         problems.append(
-            f"[slb] {option}: odd port name {name!r}: allowed are letters, digits, "
+            f"[slb] {option}: odd {what} {name!r}: allowed are letters, digits, "
             f"'_.@+-' and the globs '*?[]!', at most {MAX_NAME} characters"
         )
     else:
@@ -161,7 +161,7 @@ def _bridge_key(raw: str, problems: list[str]) -> str | None:
             problems.append(f"[slb] bridge_uplinks: bad datapath id {raw.strip()!r} (64 bits)")
             return None
         return str(dpid)
-    return key
+    return key if _name_ok(key, "bridge_uplinks", problems, "bridge name") else None
 
 
 def _bridge_uplinks(raw: list[str], problems: list[str]) -> dict[str, tuple[str, ...]]:

@@ -120,6 +120,7 @@ U = {"uplinks": ["eth1"]}
         ({"bridge_uplinks": ["0xzz=eth1"]}, "bad datapath id '0xzz'"),
         ({"bridge_uplinks": ["0x10000000000000000=eth1"]}, "bad datapath id"),
         ({"bridge_uplinks": ["br1="]}, "empty uplink list"),
+        ({"bridge_uplinks": ["br 1=eth1"]}, "[slb] bridge_uplinks: odd bridge name 'br 1'"),
         ({"bridge_uplinks": ["br0=eth1,eth2", "br0=eth3"]}, "bridge 'br0' given twice"),
         ({"bridge_uplinks": ["br0=eth1", "BR0 = eth3"]}, "given twice"),
         ({"bridge_uplinks": ["0x10=eth1", "16=eth3"]}, "bridge '16' given twice"),
