@@ -17,6 +17,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slb_ryu.options import Settings
 
 DEFAULT_CONFIG = "/etc/slb-ryu/slb-ryu.conf"
 APP = "slb_ryu.app"
@@ -27,7 +31,8 @@ usage: slb-ryu --version
                --wsapi-port 8080 --wsapi-host 127.0.0.1 --verbose]
 
 Runs the slb-ryu controller (ryu-manager {APP}) in this process; without --config-file
-or --config-dir it reads {DEFAULT_CONFIG}. The [slb] options: etc/slb-ryu.conf.sample.
+or --config-dir it reads {DEFAULT_CONFIG}. The [slb] options: etc/slb-ryu.conf.sample;
+Ryu's options: ryu-manager --help.
 """
 
 
@@ -98,6 +103,8 @@ def check_config(files: Sequence[str], out: Callable[[str], None] = print) -> in
 
     from slb_ryu import options
 
+    if any(f.startswith("-") for f in files):
+        raise UsageError(f"check-config takes file names only, not {list(files)}")
     files = list(files) or [DEFAULT_CONFIG]
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
@@ -127,7 +134,7 @@ def check_config(files: Sequence[str], out: Callable[[str], None] = print) -> in
     return 0
 
 
-def summary(settings: object, host: str) -> str:
+def summary(settings: Settings, host: str) -> str:
     """One line: the uplinks, the REST exposure and the options changed from defaults."""
     from dataclasses import fields
 

@@ -90,6 +90,8 @@ def test_run_hands_the_arguments_to_ryu_manager(default_config, monkeypatch):
 def test_help_prints_usage(capsys):
     assert launcher.main(["--help"]) == 0
     assert "slb-ryu check-config [FILE ...]" in capsys.readouterr().out
+    assert launcher.main(["check-config", "--help"]) == 2
+    assert "file names only" in capsys.readouterr().err
 
 
 # ---- version ---------------------------------------------------------------------------
