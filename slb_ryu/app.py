@@ -22,11 +22,10 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from slb_ryu import options
 from slb_ryu.api import rest
 from slb_ryu.core import pipeline
-from slb_ryu.core.bridge import BridgeCore, LearningPackets, Limits, Output
+from slb_ryu.core.bridge import BridgeCore, LearningPackets, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.jobs import Supervisor
 from slb_ryu.core.placement import Move, Port
-from slb_ryu.core.rebalance import RebalanceParams
 from slb_ryu.openflow import frames, learning_packets, ovsdb
 from slb_ryu.openflow import messages as ofmsgs
 
@@ -63,34 +62,18 @@ class SlbApp(app_manager.RyuApp):
         try:
             self.settings = options.load(CONF)
         except options.ConfigError as exc:
-            self.logger.error("slb-ryu: configuration error: %s", exc)
+            for problem in exc.problems:
+                self.logger.error("slb-ryu: configuration error: %s", problem)
             raise SystemExit(f"slb-ryu: configuration error: {exc}") from None
         self.event_log = EventLog(self.settings.event_log_size)
-        if 0 < self.settings.min_dwell < self.settings.rebalance_interval:
-            self.logger.warning(
-                "[slb] min_dwell (%s s) < rebalance_interval (%s s): a MAC moved in one run "
-                "may be moved back in the next; keep min_dwell >= rebalance_interval",
-                self.settings.min_dwell,
-                self.settings.rebalance_interval,
-            )
+        for warning in options.advice(self.settings):
+            self.logger.warning("slb-ryu: %s", warning)
         self.bridges: dict[int, BridgeCore] = {}
         self.datapaths: dict[int, Any] = {}
         self.handshakes: dict[int, _Handshake] = {}
         self.started = time.time()
-        self.params = RebalanceParams(
-            min_gain=self.settings.rebalance_min_gain,
-            min_load=self.settings.rebalance_min_load,
-            min_dwell=self.settings.min_dwell,
-            max_moves=self.settings.max_moves,
-        )
-        self.limits = Limits(
-            max_macs_per_port=self.settings.max_macs_per_port,
-            packet_in_rate=self.settings.packet_in_rate,
-            grat_arp_lock=self.settings.grat_arp_lock,
-            flap_limit=self.settings.flap_limit,
-            flap_window=self.settings.flap_window,
-            flap_hold=self.settings.flap_hold,
-        )
+        self.params = self.settings.rebalance_params()
+        self.limits = self.settings.limits()
         self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
         self.stats_poll_seconds = 0.0
         self.jobs = Supervisor(self.event_log, self.logger)
