@@ -89,12 +89,15 @@ def endpoint(*methods: str, write: bool = False) -> Callable[[Handler], Handler]
                     )
                 if write:
                     self.authorize(req)
-                return fn(self, req, **kwargs)
+                resp = fn(self, req, **kwargs)
             except ApiError as exc:
-                return error(exc.status, exc.message, exc.headers)
+                resp = error(exc.status, exc.message, exc.headers)
             except Exception:  # noqa: BLE001 - never a traceback to the client
                 LOG.exception("REST %s %s failed", req.method, req.path_info)
-                return error(500, f"internal error handling {req.method} {req.path_info}")
+                resp = error(500, f"internal error handling {req.method} {req.path_info}")
+            if write:
+                _audit(self.app, req, resp.status_int)
+            return resp
 
         return handler
 
@@ -348,6 +351,24 @@ class SlbFallbackController(ControllerBase):
         return error(
             404, f"no such endpoint: {req.method} {req.path_info} (see {PREFIX}/openapi.json)"
         )
+
+
+def _audit(app: Any, req: Request, status: int) -> None:
+    """Every write attempt in the log and the counters (not the event ring): who, what,
+    the outcome; refused or failed ones (4xx/5xx) as 'rest-refused' (WARNING)."""
+    events = getattr(app, "event_log", None)
+    if events is None:
+        return
+    body = req.body[:200].decode("utf-8", "replace") if req.body else None
+    events.note(
+        time.time(),
+        "rest-write" if status < 400 else "rest-refused",
+        method=req.method,
+        path=req.path_qs,
+        client=req.client_addr,
+        status=status,
+        body=body,
+    )
 
 
 def _message(exc: BaseException) -> str:
