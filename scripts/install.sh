@@ -10,24 +10,30 @@
 #      installed from a wheel built here (not editable: the clone can go away);
 #   2. the systemd unit etc/systemd/slb-ryu.service into UNITDIR, with PREFIX substituted;
 #   3. CONFDIR (/etc/slb-ryu) with the sample configuration, copied to slb-ryu.conf only
-#      if there is none (an existing configuration is never overwritten).
+#      if there is none (an existing configuration is never overwritten);
+#   4. slb-ctl and slb-ryu linked into BINDIR (/usr/local/bin), slb-ctl's bash completion
+#      into COMPLETIONDIR (/usr/share/bash-completion/completions).
 #
 # Idempotent: run it again after `git pull` to upgrade (the service is restarted only if
-# it is running and systemd is PID 1). Nothing outside PREFIX, UNITDIR and CONFDIR is
-# touched. The tests install into a temporary directory with
-#   scripts/install.sh --prefix T/opt --confdir T/etc --unitdir T/unit --no-systemctl
+# it is running and systemd is PID 1). Nothing outside PREFIX, UNITDIR, CONFDIR, BINDIR
+# and COMPLETIONDIR is touched. The tests install into a temporary directory with
+#   scripts/install.sh --prefix T/opt --confdir T/etc --unitdir T/unit --bindir T/bin \
+#       --completiondir T/completions --no-systemctl
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX=/opt/slb-ryu
 CONFDIR=/etc/slb-ryu
 UNITDIR=/etc/systemd/system
+BINDIR=/usr/local/bin
+COMPLETIONDIR=/usr/share/bash-completion/completions
 PY_BASE=/usr/bin/python3
 SYSTEMCTL=1
 
 usage() {
-    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    echo "options: --prefix DIR  --confdir DIR  --unitdir DIR  --python PATH  --no-systemctl"
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+    echo "options: --prefix DIR --confdir DIR --unitdir DIR --bindir DIR --completiondir DIR"
+    echo "         --python PATH --no-systemctl"
 }
 
 while (($#)); do
@@ -35,6 +41,8 @@ while (($#)); do
     --prefix) PREFIX="$2"; shift 2 ;;
     --confdir) CONFDIR="$2"; shift 2 ;;
     --unitdir) UNITDIR="$2"; shift 2 ;;
+    --bindir) BINDIR="$2"; shift 2 ;;
+    --completiondir) COMPLETIONDIR="$2"; shift 2 ;;
     --python) PY_BASE="$2"; shift 2 ;;
     --no-systemctl) SYSTEMCTL=0; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -98,6 +106,14 @@ if [[ -f "$sample" ]]; then
 else
     log "warning: $sample missing: write $CONFDIR/slb-ryu.conf yourself (docs/operator.md)"
 fi
+
+# --- 4. commands on PATH, completion -------------------------------------------------
+mkdir -p "$BINDIR" "$COMPLETIONDIR"
+for cmd in slb-ctl slb-ryu; do
+    [[ -x "$PREFIX/bin/$cmd" ]] && ln -sfn "$PREFIX/bin/$cmd" "$BINDIR/$cmd"
+done
+install -m 0644 "$REPO/etc/bash_completion.d/slb-ctl" "$COMPLETIONDIR/slb-ctl"
+log "commands: $BINDIR/slb-ctl, completion: $COMPLETIONDIR/slb-ctl"
 
 # --- checks and systemd --------------------------------------------------------------
 if [[ -x "$PREFIX/bin/slb-ryu" ]]; then

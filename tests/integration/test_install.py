@@ -48,6 +48,10 @@ def installed(tmp_path_factory) -> Path:
             str(root / "etc"),
             "--unitdir",
             str(root / "unit"),
+            "--bindir",
+            str(root / "bin"),
+            "--completiondir",
+            str(root / "completions"),
             "--no-systemctl",
         ],
         capture_output=True,
@@ -93,6 +97,8 @@ def test_production_venv_holds_runtime_only(installed):
     ).stdout.strip()
     assert where.startswith(str(prefix)), where
     assert exec_start(installed)[0] == str(prefix / "bin" / "slb-ryu")
+    assert (installed / "bin" / "slb-ctl").resolve() == prefix / "bin" / "slb-ctl"
+    assert (installed / "completions" / "slb-ctl").read_text().startswith("# bash completion")
 
 
 @needs_launcher

@@ -134,3 +134,15 @@ def test_broken_state_does_not_break_the_scrape(caplog):
 def test_wrong_method():
     resp = Client().post("/metrics")
     assert resp.status_int == 405 and resp.headers["Allow"] == "GET, HEAD"
+
+
+def test_held_uplink_is_up_but_not_usable():
+    """bond/show parity: a flapping uplink held out of service is not 'up and fine'."""
+    client = Client()
+    client.app.bridges[1].placement.ports[2].held = True
+    s = samples(client)
+    held = up("0x1", "hv1", "hv1-eth2")
+    assert s[("slb_uplink_up", held)] == 1
+    assert s[("slb_uplink_held", held)] == 1 and s[("slb_uplink_usable", held)] == 0
+    fine = up("0x1", "hv1", "hv1-eth1")
+    assert s[("slb_uplink_held", fine)] == 0 and s[("slb_uplink_usable", fine)] == 1
