@@ -22,6 +22,7 @@ OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 APT_PACKAGES=(
     openvswitch-switch openvswitch-common mininet
     iproute2 iputils-ping ethtool net-tools iperf3 tcpdump procps
+    prometheus
     python3 python3-venv ca-certificates make
 )
 export DEBIAN_FRONTEND=noninteractive

@@ -247,6 +247,14 @@ class SlbCollector:
                 "Duration of the last flow/port statistics poll",
                 value=poll,
             )
+        interval = getattr(getattr(app, "settings", None), "stats_interval", None)
+        if isinstance(interval, (int, float)) and not isinstance(interval, bool):
+            yield GaugeMetricFamily(
+                "slb_stats_interval_seconds",
+                "Configured seconds between statistics polls ([slb] stats_interval; 0 = off), "
+                "to compare slb_stats_poll_duration_seconds with",
+                value=interval,
+            )
         yield GaugeMetricFamily(
             "slb_scrape_time_seconds", "When these metrics were read (epoch)", value=time.time()
         )

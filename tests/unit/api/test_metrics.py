@@ -46,6 +46,7 @@ def test_text_format_and_faucet_labels():
     assert s[("slb_bridge_macs", (("dp_id", "0x1"), ("dp_name", "hv1")))] == 4
     assert s[("slb_info", (("version", "0.1.0"),))] == 1
     assert s[("slb_stats_poll_duration_seconds", ())] == 0.012
+    assert s[("slb_stats_interval_seconds", ())] == client.app.settings.stats_interval
     assert s[("slb_events_total", (("type", "learn"),))] == 5
     assert ("process_cpu_seconds_total", ()) in s  # standard process metrics too
 
