@@ -33,7 +33,7 @@ Command line (Mininet 2.3, Debian)::
 
 Do not add an ``__init__.py`` to this directory: as a namespace directory it can
 never shadow the real ``mininet`` package. Load it by path (see
-``load_chassis`` in tests/integration/testbed.py). Top-level names here become
+``load_chassis`` in lab/testbed.py). Top-level names here become
 globals of ``mn`` when loaded with ``--custom``: do not define names that ``mn``
 uses itself (``version``, ``CLI``, ``TESTS``, ...).
 """
