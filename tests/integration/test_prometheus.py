@@ -12,7 +12,9 @@ shares one stack; tests run in file order:
 3. it flaps (up, down, up: [slb] flap_limit = 2): held although up, SlbUplinkHeld fires,
    `slb-ctl uplinks` says so;
 4. every metric every rule reads has data in Prometheus, and every expression evaluates;
-5. every dashboard panel's query returns data (template variables filled in).
+5. every dashboard panel's query returns data (template variables filled in);
+6. table 1 of pmhv1 is made full (OVSDB Flow_Table flow_limit, overflow_policy=refuse):
+   a new MAC's flow add is refused and the log names the error and the mod (by xid).
 """
 
 from __future__ import annotations
@@ -275,3 +277,34 @@ def test_every_rule_reads_metrics_that_exist(stack, rule):
 )
 def test_every_dashboard_query_returns_data(stack, title, expr):
     h.wait_until(lambda: query(expr), timeout=20, interval=1, desc=f"data for {expr!r}")
+
+
+def test_openflow_error_is_named_and_tied_to_its_mod(stack):
+    net, ctl = stack
+    table1 = len(h.dump_flows("pmhv1", table=1, raw=True))
+    h.sh(
+        [
+            "ovs-vsctl",
+            "--",
+            "--id=@ft",
+            "create",
+            "Flow_Table",
+            f"flow_limit={table1}",
+            "overflow_policy=refuse",
+            "--",
+            "set",
+            "Bridge",
+            "pmhv1",
+            "flow_tables:1=@ft",
+        ]
+    )
+    try:
+        new_mac = "02:00:00:00:0e:01"
+        h.send_frames_in(net.get("pmv11"), "pmv11-eth0", [h.garp_frame(new_mac, "10.0.0.99")])
+        h.wait_until(lambda: "openflow-error" in ctl.log_text(), timeout=10, desc="error logged")
+    finally:
+        h.sh(["ovs-vsctl", "clear", "Bridge", "pmhv1", "flow_tables"])
+    (line,) = [ln for ln in ctl.log_text().splitlines() if "openflow-error" in ln][:1]
+    print("\n" + line)
+    assert line.startswith('bridge pmhv1: openflow-error cause="flow add table=1 '), line
+    assert f"eth_src={new_mac}" in line and "error=FLOW_MOD_FAILED/TABLE_FULL xid=" in line
