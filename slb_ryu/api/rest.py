@@ -359,16 +359,13 @@ def _audit(app: Any, req: Request, status: int) -> None:
     events = getattr(app, "event_log", None)
     if events is None:
         return
-    body = req.body[:200].decode("utf-8", "replace") if req.body else None
-    events.note(
-        time.time(),
-        "rest-write" if status < 400 else "rest-refused",
-        method=req.method,
-        path=req.path_qs,
-        client=req.client_addr,
-        status=status,
-        body=body,
-    )
+    fields: dict[str, Any] = {"method": req.method, "path": req.path_qs, "status": status}
+    fields["client"] = req.remote_addr  # the peer; X-Forwarded-For is only a claim
+    if req.headers.get("X-Forwarded-For"):
+        fields["forwarded_for"] = req.headers["X-Forwarded-For"][:100]
+    if req.body:
+        fields["body"] = req.body[:200].decode("utf-8", "replace")
+    events.note(time.time(), "rest-write" if status < 400 else "rest-refused", **fields)
 
 
 def _message(exc: BaseException) -> str:

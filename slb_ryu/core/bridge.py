@@ -18,6 +18,7 @@ from slb_ryu.core.guards import AnnounceLock, FlapGuard
 from slb_ryu.core.load import LoadTracker
 from slb_ryu.core.pipeline import FlowSpec, GroupSpec, MeterSpec
 from slb_ryu.core.placement import (
+    REASON_FAILOVER,
     REASON_FORGET,
     REASON_LEARN,
     REASON_MANUAL,
@@ -166,7 +167,8 @@ class BridgeCore:
         new = self.placement.ports[port.port_no]
         if new.uplink and was_live != new.live:
             kind = "uplink-up" if new.live else "uplink-down"
-            self.events.add(now, kind, dpid=self.dpid, uplink=new.name, held=new.held)
+            moved = sum(1 for m in moves if m.reason == REASON_FAILOVER)
+            self.events.add(now, kind, dpid=self.dpid, uplink=new.name, held=new.held, moved=moved)
         return self._apply(moves, now)
 
     def tick(self, now: float) -> Output:

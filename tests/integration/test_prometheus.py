@@ -229,9 +229,11 @@ def test_failed_uplink_fires_an_alert_and_is_logged(stack):
     } == {"pmhv1"}
     # The same failover, in the controller's log: WARNING for the uplink, INFO per move.
     log = ctl.log_text()
-    assert "bridge pmhv1: uplink-down uplink=pmhv1-eth1 held=False" in log, ctl.log_tail(60)
+    down = re.search(r"bridge pmhv1: uplink-down uplink=pmhv1-eth1 held=False moved=(\d+)", log)
+    assert down, ctl.log_tail(60)
     moves = [ln for ln in log.splitlines() if "bridge pmhv1: move " in ln]
     assert moves and all("reason=failover from=pmhv1-eth1 to=pmhv1-eth2" in m for m in moves)
+    assert len(moves) == int(down.group(1))
     print("\n".join(ln for ln in log.splitlines() if "bridge pmhv1: " in ln))
 
 

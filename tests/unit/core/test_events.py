@@ -32,7 +32,7 @@ def test_failover_is_logged_with_bridge_reason_and_loads(caplog):
         logging.DEBUG,
         f"bridge hv1: learn mac={MAC1} vlan=0 port=vm1 reason=learn from=- to=up{old}",
     ) in logged
-    assert (logging.WARNING, f"bridge hv1: uplink-down uplink=up{old} held=False") in logged
+    assert (logging.WARNING, f"bridge hv1: uplink-down uplink=up{old} held=False moved=1") in logged
     move = [m for lvl, m in logged if lvl == logging.INFO and ": move " in m]
     assert move == [
         f"bridge hv1: move mac={MAC1} vlan=0 port=vm1 reason=failover from=up{old} to={new} "
