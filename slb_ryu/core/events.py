@@ -7,7 +7,8 @@ going down or being held for flapping, a switch disconnecting, an OpenFlow error
 are WARNING. Each line
 names the bridge. Lines are rate-limited per kind (`burst` per `window` seconds of the
 events' own clock) so a flood cannot fill a disk: what was held back is counted and
-written as one summary line once the window is over.
+written as one summary line with the first event after the window is over (or when
+`flush(now)` is called, e.g. from a timer).
 """
 
 from __future__ import annotations

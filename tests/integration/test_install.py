@@ -147,3 +147,28 @@ def test_exec_start_line_runs_the_controller(installed, network_factory):
         flows = h.dump_flows("pmhv1", raw=True)
         assert any("02:00:00:00:01:01" in f for f in flows), flows
     assert ctl.proc.returncode is not None
+
+
+def test_ovsdb_is_readable_without_any_capability(ovs):
+    """The unit runs as root with CapabilityBoundingSet= (none) and NoNewPrivileges: the
+    same restriction here (setpriv) must still let ovs-vsctl read OVSDB through
+    /run/openvswitch/db.sock (root:root 0750: the owner needs no capability)."""
+    done = subprocess.run(
+        [
+            "setpriv",
+            "--bounding-set=-all",
+            "--inh-caps=-all",
+            "--ambient-caps=-all",
+            "--no-new-privs",
+            "--",
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status && ovs-vsctl --timeout=5 list-br",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "CapEff:\t0000000000000000" in done.stdout
