@@ -4,10 +4,16 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-unit test-integration lint format bench clean-net clean
+.PHONY: setup install demo test test-unit test-integration lint format bench clean-net clean
 
 setup:
 	bash scripts/setup.sh
+
+# Production install (root): venv in /opt/slb-ryu with runtime deps only, the systemd unit,
+# /etc/slb-ryu. INSTALL_ARGS='--prefix DIR ...' (scripts/install.sh --help).
+INSTALL_ARGS ?=
+install:
+	bash scripts/install.sh $(INSTALL_ARGS)
 
 demo: setup
 	$(PY) -m lab.demo

@@ -22,6 +22,7 @@ OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 APT_PACKAGES=(
     openvswitch-switch openvswitch-common mininet
     iproute2 iputils-ping ethtool net-tools iperf3 tcpdump procps
+    prometheus
     python3 python3-venv ca-certificates make
 )
 export DEBIAN_FRONTEND=noninteractive
@@ -81,7 +82,7 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip)
 
 inputs_hash() {
-    cat "$REPO/constraints.txt" "$REPO/requirements-dev.txt" "$REPO/setup.cfg" "$REPO/setup.py" \
+    cat "$REPO/constraints.txt" "$REPO/requirements.txt" "$REPO/requirements-dev.txt" "$REPO/setup.cfg" "$REPO/setup.py" \
         "$REPO/scripts/patch_ryu.py" "$SELF" 2>/dev/null | sha256sum | cut -d' ' -f1
 }
 STAMP="$VENV/.slb-setup-stamp"

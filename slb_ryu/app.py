@@ -26,7 +26,7 @@ from slb_ryu.core.bridge import BridgeCore, LearningPackets, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.jobs import Supervisor
 from slb_ryu.core.placement import Move, Port
-from slb_ryu.openflow import frames, learning_packets, ovsdb
+from slb_ryu.openflow import errors, frames, learning_packets, ovsdb
 from slb_ryu.openflow import messages as ofmsgs
 
 CONF = cfg.CONF
@@ -66,6 +66,7 @@ class SlbApp(app_manager.RyuApp):
                 self.logger.error("slb-ryu: configuration error: %s", problem)
             raise SystemExit(f"slb-ryu: configuration error: {exc}") from None
         self.event_log = EventLog(self.settings.event_log_size)
+        self.sent_mods = errors.SentMods()  # (dpid, xid) -> mod, to explain error replies
         for warning in options.advice(self.settings):
             self.logger.warning("slb-ryu: %s", warning)
         self.bridges: dict[int, BridgeCore] = {}
@@ -175,7 +176,8 @@ class SlbApp(app_manager.RyuApp):
             out.extend(core.port_status(reason, port, now))
         self.send(dp, out)
         self.logger.info(
-            "bridge %016x synced: %d MACs, %d flow mods",
+            "bridge %s (dpid %016x) synced: %d MACs, %d flow mods",
+            core.placement.name,
             dp.id,
             len(core.placement.macs),
             len(out.mods),
@@ -334,9 +336,12 @@ class SlbApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
         msg = ev.msg
-        self.event_log.count("switch_error")
-        self.logger.warning(
-            "switch %016x error type=%s code=%s", msg.datapath.id, msg.type, msg.code
+        dpid = msg.datapath.id
+        name, cause = errors.error_name(msg.type, msg.code), self.sent_mods.lookup(dpid, msg.xid)
+        if cause is None:  # forgotten (or not a mod): say what kind of request it was
+            cause = errors.offending_type(bytes(msg.data or b""))
+        self.event_log.add(
+            time.time(), "openflow-error", dpid=dpid, error=name, xid=msg.xid, cause=cause
         )
 
     # ---- output ----------------------------------------------------------------------
@@ -344,11 +349,14 @@ class SlbApp(app_manager.RyuApp):
     def send(self, dp: Any, out: Output) -> None:
         for obj, command, spec in out.mods:
             if obj == "group":
-                dp.send_msg(ofmsgs.group_mod(dp, spec, command))
+                msg = ofmsgs.group_mod(dp, spec, command)
             elif obj == "meter":
-                dp.send_msg(ofmsgs.meter_mod(dp, spec, command))
+                msg = ofmsgs.meter_mod(dp, spec, command)
             else:
-                dp.send_msg(ofmsgs.flow_mod(dp, spec, command))
+                msg = ofmsgs.flow_mod(dp, spec, command)
+            dp.set_xid(msg)  # an error reply names the mod by this xid (_error)
+            self.sent_mods.remember(dp.id, msg.xid, obj, command, spec)
+            dp.send_msg(msg)
         for lp in out.learning:
             self._learning_packets(dp, lp)
             # Frames of the MAC still queued on the old uplink reach the old switch after

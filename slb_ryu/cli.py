@@ -7,6 +7,10 @@
     slb-ctl rebalance [--bridge B]
     slb-ctl events [--follow] [--since N] [--limit N] [--type T]
     slb-ctl bridges | health | config
+    slb-ctl --version
+
+An uplink is usable when it is up and not held: OVS-style flap damping holds an uplink
+that keeps bouncing out of service (HELD) for [slb] flap_hold seconds after it settles.
 
 Readable tables by default, `--json` for scripts. The controller is `--url` or $SLB_URL
 (default http://127.0.0.1:8080), the token for write commands `--token` or $SLB_TOKEN.
@@ -27,6 +31,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any, TextIO
+
+from slb_ryu import __version__
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API = "/slb/v1"
@@ -169,6 +175,8 @@ def format_uplinks(rows: list[dict]) -> str:
                     "UPLINK",
                     "PORT",
                     "STATE",
+                    "HELD",
+                    "USABLE",
                     "ACTIVE",
                     "SPEED",
                     "MACS",
@@ -182,6 +190,8 @@ def format_uplinks(rows: list[dict]) -> str:
                         r["name"],
                         r["port_no"],
                         "up" if r["live"] else "DOWN",
+                        "held" if r.get("held") else "",
+                        "yes" if r.get("usable", r["live"]) else "NO",
                         "active" if r["active"] else "",
                         human_speed(r.get("speed_bps", 0)),
                         r["macs"],
@@ -416,6 +426,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default 5)")
     p.add_argument("--json", action="store_true", help="print the API's JSON instead of tables")
+    p.add_argument("--version", action="version", version=f"slb-ctl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def vlan_bridge(sp: argparse.ArgumentParser) -> None:

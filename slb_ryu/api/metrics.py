@@ -125,6 +125,16 @@ class SlbCollector:
             "slb_bridge_macs", "(MAC, VLAN) pairs placed on the bridge", labels=DP_LABELS
         )
         up = GaugeMetricFamily("slb_uplink_up", "1 when the uplink is live", labels=UPLINK_LABELS)
+        held = GaugeMetricFamily(
+            "slb_uplink_held",
+            "1 while the uplink is held out of service for flapping (even if its link is up)",
+            labels=UPLINK_LABELS,
+        )
+        usable = GaugeMetricFamily(
+            "slb_uplink_usable",
+            "1 when the uplink carries traffic: live and not held",
+            labels=UPLINK_LABELS,
+        )
         active = GaugeMetricFamily(
             "slb_uplink_active",
             "1 for the uplink that accepts broadcast/multicast from the fabric",
@@ -175,6 +185,8 @@ class SlbCollector:
                 labels = dp + [port.name]
                 count, tx, rx = per_uplink[port.port_no]
                 up.add_metric(labels, 1 if port.live else 0)
+                held.add_metric(labels, 1 if port.held else 0)
+                usable.add_metric(labels, 1 if port.usable else 0)
                 active.add_metric(labels, 1 if placement.active_uplink == port.port_no else 0)
                 speed.add_metric(labels, port.speed_bps)
                 macs.add_metric(labels, count)
@@ -182,7 +194,7 @@ class SlbCollector:
                 load_rx.add_metric(labels, rx)
                 tx_bytes.add_metric(labels, getattr(port, "tx_bytes", 0) or 0)
                 rx_bytes.add_metric(labels, getattr(port, "rx_bytes", 0) or 0)
-        yield from (connected, synced, bridge_macs, up, active, speed, macs)
+        yield from (connected, synced, bridge_macs, up, held, usable, active, speed, macs)
         yield from (load_tx, load_rx, tx_bytes, rx_bytes)
 
         self._scan_events()
@@ -234,6 +246,14 @@ class SlbCollector:
                 "slb_stats_poll_duration_seconds",
                 "Duration of the last flow/port statistics poll",
                 value=poll,
+            )
+        interval = getattr(getattr(app, "settings", None), "stats_interval", None)
+        if isinstance(interval, (int, float)) and not isinstance(interval, bool):
+            yield GaugeMetricFamily(
+                "slb_stats_interval_seconds",
+                "Configured seconds between statistics polls ([slb] stats_interval; 0 = off), "
+                "to compare slb_stats_poll_duration_seconds with",
+                value=interval,
             )
         yield GaugeMetricFamily(
             "slb_scrape_time_seconds", "When these metrics were read (epoch)", value=time.time()

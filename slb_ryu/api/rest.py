@@ -81,14 +81,17 @@ def endpoint(*methods: str, write: bool = False) -> Callable[[Handler], Handler]
                     )
                 if write:
                     self.authorize(req)
-                return fn(self, req, **kwargs)
+                resp = fn(self, req, **kwargs)
             except ApiError as exc:
-                return error(exc.status, exc.message, exc.headers)
+                resp = error(exc.status, exc.message, exc.headers)
             except SlbError as exc:
-                return error(STATUS.get(type(exc), 409), exc.message)
+                resp = error(STATUS.get(type(exc), 409), exc.message)
             except Exception:  # noqa: BLE001 - never a traceback to the client
                 LOG.exception("REST %s %s failed", req.method, req.path_info)
-                return error(500, f"internal error handling {req.method} {req.path_info}")
+                resp = error(500, f"internal error handling {req.method} {req.path_info}")
+            if write:
+                _audit(self.app, req, resp.status_int)
+            return resp
 
         return handler
 
@@ -321,6 +324,19 @@ class SlbFallbackController(ControllerBase):
         return error(
             404, f"no such endpoint: {req.method} {req.path_info} (see {PREFIX}/openapi.json)"
         )
+
+
+def _audit(app: ControllerApi, req: Request, status: int) -> None:
+    """Every write attempt in the log and the counters (not the event ring): who, what,
+    the outcome; refused or failed ones (4xx/5xx) as 'rest-refused' (WARNING)."""
+    events = app.event_log
+    fields: dict[str, Any] = {"method": req.method, "path": req.path_qs, "status": status}
+    fields["client"] = req.remote_addr  # the peer; X-Forwarded-For is only a claim
+    if req.headers.get("X-Forwarded-For"):
+        fields["forwarded_for"] = req.headers["X-Forwarded-For"][:100]
+    if req.body:
+        fields["body"] = req.body[:200].decode("utf-8", "replace")
+    events.note(time.time(), "rest-write" if status < 400 else "rest-refused", **fields)
 
 
 def _where(rows: list[dict]) -> str:

@@ -8,6 +8,7 @@ the difference, so a reconnect or a controller restart converges instead of resh
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from slb_ryu.core.guards import AnnounceLock, FlapGuard
 from slb_ryu.core.load import LoadTracker
 from slb_ryu.core.pipeline import FlowSpec, GroupSpec, MeterSpec
 from slb_ryu.core.placement import (
+    REASON_FAILOVER,
     REASON_FORGET,
     REASON_LEARN,
     REASON_MANUAL,
@@ -132,6 +134,7 @@ class BridgeCore:
         """Switch (re)connected: adopt its placement, then fix its tables to match ours."""
         flows = list(switch_flows)
         moves = self.placement.set_ports(map(self._port, ports), now)
+        self.events.names[self.dpid] = self.placement.name  # log lines name the bridge
         if not self.placement.macs:
             recovered = self.placement.recover(pipeline.entries_from_flows(flows, ages, now))
             if recovered:
@@ -167,7 +170,8 @@ class BridgeCore:
         new = self.placement.ports[port.port_no]
         if new.uplink and was_live != new.live:
             kind = "uplink-up" if new.live else "uplink-down"
-            self.events.add(now, kind, dpid=self.dpid, uplink=new.name, held=new.held)
+            moved = sum(1 for m in moves if m.reason == REASON_FAILOVER)
+            self.events.add(now, kind, dpid=self.dpid, uplink=new.name, held=new.held, moved=moved)
         return self._apply(moves, now)
 
     def tick(self, now: float) -> Output:
@@ -392,9 +396,21 @@ class BridgeCore:
     def _log_moves(self, moves: list[Move], now: float) -> None:
         name = self.placement.port_name
         kinds = {REASON_LEARN: "learn", REASON_FORGET: "forget", REASON_RECOVERY: "recover"}
+        loads = None  # bytes/s per uplink after these moves, for the log (one pass)
         for m in moves:
+            extra = {}
             if m.reason not in kinds:
                 self.events.count(f"move:{m.reason}")
+                if loads is None:
+                    loads = collections.Counter()
+                    for e in self.placement.macs.values():
+                        loads[e.uplink] += e.tx_bps + e.rx_bps
+                entry = self.placement.macs.get((m.mac, m.vlan))
+                extra = {
+                    "mac_bps": entry.tx_bps + entry.rx_bps if entry else 0.0,
+                    "from_bps": loads[m.old_uplink],
+                    "to_bps": loads[m.new_uplink],
+                }
             self.events.add(
                 now,
                 kinds.get(m.reason, "move"),
@@ -407,4 +423,5 @@ class BridgeCore:
                     "from": None if m.old_uplink is None else name(m.old_uplink),
                     "to": None if m.new_uplink is None else name(m.new_uplink),
                 },
+                **extra,
             )

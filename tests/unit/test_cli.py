@@ -62,6 +62,8 @@ def test_uplinks_table_like_bond_show(server):
         "UPLINK",
         "PORT",
         "STATE",
+        "HELD",
+        "USABLE",
         "ACTIVE",
         "SPEED",
         "MACS",
@@ -79,6 +81,23 @@ def test_uplinks_table_like_bond_show(server):
     assert "---- hv2 (dpid 0000000000000002) ----" in lines
     code, out = ctl(url, "uplinks", "--bridge", "hv2")
     assert "hv1" not in out and "hv2-eth2" in out
+
+
+def test_uplinks_table_shows_a_held_uplink_as_up_but_not_usable(server):
+    app, url = server()
+    app.bridges[1].placement.ports[2].held = True  # flapping: link up, out of service
+    code, out = ctl(url, "uplinks", "--bridge", "hv1")
+    assert code == 0
+    rows = {ln.split()[0]: ln.split()[:5] for ln in out.splitlines()[2:] if ln.strip()}
+    assert rows["hv1-eth2"] == ["hv1-eth2", "2", "up", "held", "NO"]
+    assert rows["hv1-eth1"] == ["hv1-eth1", "1", "up", "yes", "active"]
+
+
+def test_version(capsys):
+    from slb_ryu import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"slb-ctl {__version__}"
 
 
 def test_placement_table_and_filters(server):

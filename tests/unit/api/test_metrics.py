@@ -46,6 +46,7 @@ def test_text_format_and_faucet_labels():
     assert s[("slb_bridge_macs", (("dp_id", "0x1"), ("dp_name", "hv1")))] == 4
     assert s[("slb_info", (("version", "0.1.0"),))] == 1
     assert s[("slb_stats_poll_duration_seconds", ())] == 0.012
+    assert s[("slb_stats_interval_seconds", ())] == client.app.settings.stats_interval
     assert s[("slb_events_total", (("type", "learn"),))] == 5
     assert ("process_cpu_seconds_total", ()) in s  # standard process metrics too
 
@@ -134,3 +135,15 @@ def test_broken_state_does_not_break_the_scrape(caplog):
 def test_wrong_method():
     resp = Client().post("/metrics")
     assert resp.status_int == 405 and resp.headers["Allow"] == "GET, HEAD"
+
+
+def test_held_uplink_is_up_but_not_usable():
+    """bond/show parity: a flapping uplink held out of service is not 'up and fine'."""
+    client = Client()
+    client.app.bridges[1].placement.ports[2].held = True
+    s = samples(client)
+    held = up("0x1", "hv1", "hv1-eth2")
+    assert s[("slb_uplink_up", held)] == 1
+    assert s[("slb_uplink_held", held)] == 1 and s[("slb_uplink_usable", held)] == 0
+    fine = up("0x1", "hv1", "hv1-eth1")
+    assert s[("slb_uplink_held", fine)] == 0 and s[("slb_uplink_usable", fine)] == 1
