@@ -413,3 +413,6 @@ class SlbApp(app_manager.RyuApp):
 
     def job_problems(self) -> list[str]:
         return self.jobs.problems(time.time())
+
+    def job_failures(self) -> dict[str, int]:
+        return self.jobs.failures()

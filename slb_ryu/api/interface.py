@@ -33,3 +33,7 @@ class ControllerApi(Protocol):
     def job_problems(self) -> list[str]:
         """Periodic jobs that are failing, as /health problem lines (empty when fine)."""
         ...
+
+    def job_failures(self) -> dict[str, int]:
+        """Exceptions raised so far by each periodic job that has run (0 included)."""
+        ...

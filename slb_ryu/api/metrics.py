@@ -255,6 +255,15 @@ class SlbCollector:
                 "to compare slb_stats_poll_duration_seconds with",
                 value=interval,
             )
+        jobs = CounterMetricFamily(
+            "slb_periodic_job_failures",
+            "Exceptions raised by a periodic job (stats-poll, rebalance, tick, ovsdb-tags); "
+            "the job keeps running and /slb/v1/health says degraded while it fails",
+            labels=["task"],
+        )
+        for task, n in app.job_failures().items():
+            jobs.add_metric([task], n)
+        yield jobs
         yield GaugeMetricFamily(
             "slb_scrape_time_seconds", "When these metrics were read (epoch)", value=time.time()
         )

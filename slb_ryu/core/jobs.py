@@ -57,6 +57,10 @@ class Supervisor:
         state.consecutive = 0
         return result
 
+    def failures(self) -> dict[str, int]:
+        """Exceptions per job since start, for every job that has run at least once."""
+        return {name: s.failures for name, s in sorted(self.jobs.items())}
+
     def problems(self, now: float) -> list[str]:
         """/health lines for the jobs whose last run failed."""
         return [

@@ -71,7 +71,7 @@ def test_slb_ryu_refuses_a_config_mistake_naming_the_option(tmp_path):
     env, _ = unpatched_env(tmp_path)
     config = CONFIG + "api_readonly = true\npacket_in_rate = 4294967296\n"
     ctl = Command(apps=[], config=config, of_port=OF_PORT, ws_port=WS_PORT, env=env)
-    with pytest.raises(h.HarnessError, match="exited"):
+    with pytest.raises(h.TestbedError, match="exited"):
         ctl.start(timeout=30)
     log = ctl.log_text()
     assert "[slb] api_readonly: unknown option; did you mean api_read_only?" in log, log

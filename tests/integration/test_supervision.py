@@ -42,6 +42,8 @@ def test_failing_stats_poll_is_contained_reported_and_recovers(network_factory):
         )
         metrics = h.http_request_json("GET", ctl.url("/metrics"))[1]
         assert 'slb_events_total{type="job_failure:stats-poll"} 4.0' in metrics
+        assert 'slb_periodic_job_failures_total{task="stats-poll"} 4.0' in metrics
+        assert 'slb_periodic_job_failures_total{task="rebalance"} 0.0' in metrics
         log = ctl.log_text()
         assert "periodic job stats-poll failed (1 in a row, 1 in all)" in log
         assert "RuntimeError: injected stats-poll failure 4" in log  # the traceback

@@ -83,6 +83,9 @@ class FakeApp:
     def job_problems(self):
         return list(self.failing_jobs)
 
+    def job_failures(self):
+        return {"stats-poll": len(self.failing_jobs), "rebalance": 0}
+
 
 def learn(core, port, mac, vlan, ip, now):
     core.packet_in(pipeline.KIND_SRC_MISS, port, mac, vlan, ip, now)
