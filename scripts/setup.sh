@@ -23,7 +23,7 @@ APT_PACKAGES=(
     openvswitch-switch openvswitch-common mininet
     iproute2 iputils-ping ethtool net-tools iperf3 tcpdump procps
     prometheus
-    python3 python3-venv ca-certificates make
+    python3 python3-venv ca-certificates make curl
 )
 export DEBIAN_FRONTEND=noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1

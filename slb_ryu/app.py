@@ -78,6 +78,7 @@ class SlbApp(app_manager.RyuApp):
         self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
         self.stats_poll_seconds = 0.0
         self.jobs = Supervisor(self.event_log, self.logger)
+        self.next_rebalance_at: float | None = None  # time.monotonic() of the next run
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         self.threads.append(hub.spawn(self._timers))
 
@@ -196,6 +197,7 @@ class SlbApp(app_manager.RyuApp):
         next_poll = next_rebalance = time.monotonic()
         if rebalance:
             next_rebalance += rebalance
+            self.next_rebalance_at = next_rebalance
         next_tags = time.monotonic() + TAG_REFRESH
         while True:
             hub.sleep(0.25)
@@ -208,7 +210,7 @@ class SlbApp(app_manager.RyuApp):
                 next_poll = now + interval
                 self.jobs.run("stats-poll", self._poll_all)
             if rebalance and now >= next_rebalance:
-                next_rebalance = now + rebalance
+                next_rebalance = self.next_rebalance_at = now + rebalance
                 self.jobs.run("rebalance", self.request_rebalance, None)
 
     def _tick(self) -> None:
@@ -416,3 +418,8 @@ class SlbApp(app_manager.RyuApp):
 
     def job_failures(self) -> dict[str, int]:
         return self.jobs.failures()
+
+    def next_rebalance_in(self) -> float | None:
+        if not self.settings.rebalance_interval or self.next_rebalance_at is None:
+            return None
+        return round(max(0.0, self.next_rebalance_at - time.monotonic()), 3)

@@ -5,12 +5,14 @@
     slb-ctl move MAC UPLINK [--pin] [--vlan V] [--bridge B]
     slb-ctl pin MAC | unpin MAC [--vlan V] [--bridge B]
     slb-ctl rebalance [--bridge B]
+    slb-ctl drain UPLINK | undrain UPLINK [--bridge B]
     slb-ctl events [--follow] [--since N] [--limit N] [--type T]
     slb-ctl bridges | health | config
     slb-ctl --version
 
-An uplink is usable when it is up and not held: OVS-style flap damping holds an uplink
-that keeps bouncing out of service (HELD) for [slb] flap_hold seconds after it settles.
+An uplink is usable when it is up and not out of service (OUT): OVS-style flap damping
+holds an uplink that keeps bouncing ("held") for [slb] flap_hold seconds after it
+settles; `drain` takes one out for maintenance ("drained") until `undrain`.
 
 Readable tables by default, `--json` for scripts. The controller is `--url` or $SLB_URL
 (default http://127.0.0.1:8080), the token for write commands `--token` or $SLB_TOKEN.
@@ -175,7 +177,7 @@ def format_uplinks(rows: list[dict]) -> str:
                     "UPLINK",
                     "PORT",
                     "STATE",
-                    "HELD",
+                    "OUT",
                     "USABLE",
                     "ACTIVE",
                     "SPEED",
@@ -190,13 +192,13 @@ def format_uplinks(rows: list[dict]) -> str:
                         r["name"],
                         r["port_no"],
                         "up" if r["live"] else "DOWN",
-                        "held" if r.get("held") else "",
+                        "drained" if r.get("drained") else "held" if r.get("held") else "",
                         "yes" if r.get("usable", r["live"]) else "NO",
                         "active" if r["active"] else "",
                         human_speed(r.get("speed_bps", 0)),
                         r["macs"],
-                        human_rate(r.get("tx_bps", 0)),
-                        human_rate(r.get("rx_bps", 0)),
+                        human_rate(r.get("tx_bytes_per_s", r.get("tx_bps", 0))),
+                        human_rate(r.get("rx_bytes_per_s", r.get("rx_bps", 0))),
                         human_bytes(r.get("tx_bytes", 0)),
                         human_bytes(r.get("rx_bytes", 0)),
                     ]
@@ -204,6 +206,8 @@ def format_uplinks(rows: list[dict]) -> str:
                 ],
             )
         )
+        nxt = ups[0].get("next_rebalance_in_s")
+        out.append("next rebalance: " + ("off" if nxt is None else f"in {nxt:.0f} s"))
         out.append("")
     return "\n".join(out).rstrip()
 
@@ -244,7 +248,7 @@ def format_event(event: dict) -> str:
     if reason and reason != event.get("type"):
         parts.append(f"({reason})")
     parts += [f"{key}={rest[key]}" for key in sorted(rest)]
-    return f"{event.get('seq', '?'):>6} {when} {event.get('type', '?'):<17} " + " ".join(parts)
+    return f"{event.get('seq', ''):>6} {when} {event.get('type', '?'):<17} " + " ".join(parts)
 
 
 def format_bridges(rows: list[dict]) -> str:
@@ -300,6 +304,18 @@ def format_pin(result: dict) -> str:
     state = "pinned to" if result["pinned"] else "unpinned, on"
     note = "" if result["changed"] else " (unchanged)"
     return f"{row['mac']} vlan {row['vlan']} on {row['bridge']}: {state} {row['uplink']}{note}"
+
+
+def format_drain(result: dict) -> str:
+    state = "drained" if result["drained"] else "in service"
+    head = f"{result['uplink']} on {result['bridge'] or result['dpid']}: {state}"
+    if not result["changed"]:
+        return head + " (it already was)"
+    lines = [head + f", {len(result['moves'])} MAC(s) moved"]
+    lines += [format_event(m) for m in result["moves"]]
+    if not result["drained"]:
+        lines.append("it takes load back at the next rebalance")
+    return "\n".join(lines)
 
 
 def format_rebalance(result: dict) -> str:
@@ -361,6 +377,10 @@ def run(args: argparse.Namespace, client: Client, out: TextIO) -> int:
     elif cmd == "rebalance":
         result = client.call("POST", "/rebalance", body=selector(args))
         emit(args, out, result, format_rebalance(result))
+    elif cmd in ("drain", "undrain"):
+        path = f"/uplinks/{_quote(args.uplink)}/{cmd}"
+        result = client.call("POST", path, body=selector(args))
+        emit(args, out, result, format_drain(result))
     elif cmd == "events":
         return run_events(args, client, out)
     return EXIT_OK
@@ -454,6 +474,14 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("unpin", help="let the rebalancer move a MAC again")
     sp.add_argument("mac")
     vlan_bridge(sp)
+    sp = sub.add_parser(
+        "drain", help="take an uplink out of service for maintenance (its MACs move off)"
+    )
+    sp.add_argument("uplink")
+    sp.add_argument("--bridge", help="bridge name or dpid (when the name is on several)")
+    sp = sub.add_parser("undrain", help="return a drained uplink to service")
+    sp.add_argument("uplink")
+    sp.add_argument("--bridge", help="bridge name or dpid (when the name is on several)")
     sp = sub.add_parser("rebalance", help="rebalance now")
     sp.add_argument("--bridge", help="only this bridge (name or dpid)")
     sp = sub.add_parser("events", help="recent events (moves, failovers, learning packets ...)")

@@ -34,6 +34,10 @@ class ControllerApi(Protocol):
         """Periodic jobs that are failing, as /health problem lines (empty when fine)."""
         ...
 
+    def next_rebalance_in(self) -> float | None:
+        """Seconds until the next periodic rebalance (None when rebalancing is off)."""
+        ...
+
     def job_failures(self) -> dict[str, int]:
         """Exceptions raised so far by each periodic job that has run (0 included)."""
         ...

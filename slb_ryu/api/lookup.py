@@ -100,3 +100,24 @@ def locate_mac(
             'say which with "vlan" and/or "bridge"',
         )
     return found[0]
+
+
+def locate_uplink(app: Any, name: str, dpid: int | None) -> tuple[int, BridgeCore]:
+    """The one bridge whose uplink is called `name`; 404 if none, 409 if several."""
+    found = [
+        (d, c)
+        for d, c in sorted(app.bridges.items())
+        if (dpid is None or d == dpid)
+        and (p := c.placement.port_by_name(name)) is not None
+        and p.uplink
+    ]
+    if not found:
+        names = sorted({p.name for c in app.bridges.values() for p in c.placement.uplinks})
+        where = f" on bridge {app.bridges[dpid].placement.label}" if dpid is not None else ""
+        raise ApiError(404, f"no uplink {name!r}{where} (uplinks: {', '.join(names) or 'none'})")
+    if len(found) > 1:
+        bridges = ", ".join(c.placement.label for _, c in found)
+        raise ApiError(
+            409, f'uplink {name!r} is on several bridges ({bridges}): say which with "bridge"'
+        )
+    return found[0]

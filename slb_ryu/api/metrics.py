@@ -7,20 +7,16 @@ hot path, every scrape walks `app.bridges` and `app.event_log`. Labels follow Fa
 Served as `/metrics` on Ryu's WSGI server (the REST API's port) by `MetricsController`.
 
 Sources:
-- uplink state, speed, MAC count, smoothed load: the bridges' placement (live values);
-- uplink tx/rx bytes: the port counters on `Port` (`tx_bytes`/`rx_bytes`, filled by the
-  app's port statistics polling; 0 until then);
+- uplink state, speed, MAC count, smoothed load, port byte counters: the core's read
+  model (`slb_ryu.core.view.uplinks`), live values;
 - learning packets sent, packet-ins and every other event type: `event_log.counters`
   (exact, since start);
-- moves by reason and failovers per uplink: counted from the event ring buffer by this
-  collector, incrementally by sequence number. Should more events arrive between two
-  scrapes than the ring holds, the ones that scrolled out are missed and counted in
-  `slb_event_log_missed_total` instead.
+- moves by reason and failovers per uplink: `event_log.moves` / `uplink_downs`, counted
+  where the events happen (exact, whatever the ring buffer holds).
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from collections.abc import Iterator
@@ -33,6 +29,7 @@ from ryu.app.wsgi import ControllerBase, Response, route
 from webob import Request
 
 from slb_ryu import __version__
+from slb_ryu.core import view
 
 LOG = logging.getLogger(__name__)
 APP_KEY = "slb_app"
@@ -55,38 +52,10 @@ class SlbCollector:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.last_seq = 0
-        self.moves: collections.Counter[tuple[int, str]] = collections.Counter()
-        self.failovers: collections.Counter[tuple[int, str]] = collections.Counter()
-        self.missed = 0
 
     def describe(self) -> list:
         # No up-front description: registering must not run a collection.
         return []
-
-    # ---- events ---------------------------------------------------------------------
-
-    def _scan_events(self) -> None:
-        """Fold events newer than the last scrape into the per-label tallies."""
-        events = list(self.app.event_log.events)
-        if not events:
-            return
-        first = events[0].get("seq", 0)
-        if first > self.last_seq + 1:
-            self.missed += first - self.last_seq - 1
-        for event in events:
-            seq = event.get("seq", 0)
-            if seq <= self.last_seq:
-                continue
-            self.last_seq = seq
-            kind = event.get("type")
-            dpid = event.get("dpid")
-            if not isinstance(dpid, int):
-                continue
-            if kind == "move":
-                self.moves[(dpid, str(event.get("reason") or "unknown"))] += 1
-            elif kind == "uplink-down":
-                self.failovers[(dpid, str(event.get("uplink") or "unknown"))] += 1
 
     # ---- collection -----------------------------------------------------------------
 
@@ -130,9 +99,14 @@ class SlbCollector:
             "1 while the uplink is held out of service for flapping (even if its link is up)",
             labels=UPLINK_LABELS,
         )
+        drained = GaugeMetricFamily(
+            "slb_uplink_drained",
+            "1 while the operator has the uplink drained for maintenance (slb-ctl drain)",
+            labels=UPLINK_LABELS,
+        )
         usable = GaugeMetricFamily(
             "slb_uplink_usable",
-            "1 when the uplink carries traffic: live and not held",
+            "1 when the uplink carries traffic: live, not held, not drained",
             labels=UPLINK_LABELS,
         )
         active = GaugeMetricFamily(
@@ -150,12 +124,12 @@ class SlbCollector:
         )
         load_tx = GaugeMetricFamily(
             "slb_uplink_load_tx_bytes_per_second",
-            "Smoothed load the uplink's MACs send (sum of their tx_bps)",
+            "Smoothed load the uplink's MACs send (sum of their tx_bytes_per_s)",
             labels=UPLINK_LABELS,
         )
         load_rx = GaugeMetricFamily(
             "slb_uplink_load_rx_bytes_per_second",
-            "Smoothed load the uplink's MACs receive (sum of their rx_bps)",
+            "Smoothed load the uplink's MACs receive (sum of their rx_bytes_per_s)",
             labels=UPLINK_LABELS,
         )
         tx_bytes = CounterMetricFamily(
@@ -174,37 +148,29 @@ class SlbCollector:
             connected.add_metric(dp, 1 if dpid in datapaths else 0)
             synced.add_metric(dp, 1 if core.synced else 0)
             bridge_macs.add_metric(dp, len(placement.macs))
-            per_uplink: dict[int, list] = {p.port_no: [0, 0.0, 0.0] for p in placement.uplinks}
-            for entry in placement.macs.values():
-                acc = per_uplink.get(entry.uplink)
-                if acc is not None:
-                    acc[0] += 1
-                    acc[1] += entry.tx_bps
-                    acc[2] += entry.rx_bps
-            for port in placement.uplinks:
-                labels = dp + [port.name]
-                count, tx, rx = per_uplink[port.port_no]
-                up.add_metric(labels, 1 if port.live else 0)
-                held.add_metric(labels, 1 if port.held else 0)
-                usable.add_metric(labels, 1 if port.usable else 0)
-                active.add_metric(labels, 1 if placement.active_uplink == port.port_no else 0)
-                speed.add_metric(labels, port.speed_bps)
-                macs.add_metric(labels, count)
-                load_tx.add_metric(labels, tx)
-                load_rx.add_metric(labels, rx)
-                tx_bytes.add_metric(labels, getattr(port, "tx_bytes", 0) or 0)
-                rx_bytes.add_metric(labels, getattr(port, "rx_bytes", 0) or 0)
-        yield from (connected, synced, bridge_macs, up, held, usable, active, speed, macs)
+            for v in view.uplinks(placement):
+                labels = dp + [v.name]
+                up.add_metric(labels, 1 if v.live else 0)
+                held.add_metric(labels, 1 if v.held else 0)
+                drained.add_metric(labels, 1 if v.drained else 0)
+                usable.add_metric(labels, 1 if v.usable else 0)
+                active.add_metric(labels, 1 if v.active else 0)
+                speed.add_metric(labels, v.speed_bps)
+                macs.add_metric(labels, v.macs)
+                load_tx.add_metric(labels, v.tx_bytes_per_s)
+                load_rx.add_metric(labels, v.rx_bytes_per_s)
+                tx_bytes.add_metric(labels, v.tx_bytes)
+                rx_bytes.add_metric(labels, v.rx_bytes)
+        yield from (connected, synced, bridge_macs, up, held, drained, usable, active, speed, macs)
         yield from (load_tx, load_rx, tx_bytes, rx_bytes)
 
-        self._scan_events()
         moves = CounterMetricFamily(
             "slb_moves",
             "MAC moves from one uplink to another, by reason "
             "(failover, rebalance, manual, port-move, ...)",
             labels=DP_LABELS + ["reason"],
         )
-        for (dpid, reason), n in sorted(self.moves.items()):
+        for (dpid, reason), n in sorted(app.event_log.moves.items()):
             moves.add_metric([dp_id_label(dpid), names.get(dpid, ""), reason], n)
         yield moves
         failovers = CounterMetricFamily(
@@ -212,16 +178,9 @@ class SlbCollector:
             "Times the uplink went down (its MACs failed over to the others)",
             labels=UPLINK_LABELS,
         )
-        for (dpid, uplink), n in sorted(self.failovers.items()):
+        for (dpid, uplink), n in sorted(app.event_log.uplink_downs.items()):
             failovers.add_metric([dp_id_label(dpid), names.get(dpid, ""), uplink], n)
         yield failovers
-        yield CounterMetricFamily(
-            "slb_event_log_missed",
-            "Events that left the ring buffer before a scrape saw them "
-            "(slb_moves / slb_uplink_failovers undercount by at most this)",
-            value=self.missed,
-        )
-
         counters = dict(self.app.event_log.counters)
         yield CounterMetricFamily(
             "slb_learning_packets_sent",

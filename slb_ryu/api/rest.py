@@ -32,7 +32,7 @@ from webob import Request
 
 from slb_ryu.api import metrics
 from slb_ryu.api.interface import ControllerApi
-from slb_ryu.api.lookup import locate_mac, resolve_bridge, target_dpid
+from slb_ryu.api.lookup import locate_mac, locate_uplink, resolve_bridge, target_dpid
 from slb_ryu.api.request import ApiError, json_body, parse_int, parse_mac, parse_vlan, query
 from slb_ryu.api.response import error, json_response
 from slb_ryu.api.views import (
@@ -138,7 +138,7 @@ class SlbRestController(ControllerBase):
     def uplinks(self, req: Request, **_: Any) -> Response:
         params = query(req, ("bridge",))
         dpid = resolve_bridge(self.app, params["bridge"]) if "bridge" in params else None
-        return json_response(uplinks_view(self.app.bridges, dpid))
+        return json_response(uplinks_view(self.app.bridges, dpid, self.app.next_rebalance_in()))
 
     @route("slb", PREFIX + "/placement")
     @endpoint("GET")
@@ -295,6 +295,37 @@ class SlbRestController(ControllerBase):
                 "moves": [move_row(self.app.bridges[d], m, now) for d, m in moves],
             }
         )
+
+    def _drain(self, req: Request, name: str, drain: bool) -> Response:
+        body = json_body(req, {"bridge": "bridge", "dpid": "dpid"})
+        dpid, core = locate_uplink(self.app, name, target_dpid(self.app, body))
+        self._require_connected(dpid, core)
+        port = core.placement.uplink_named(name)
+        was = port.drained
+        now = time.time()
+        command = core.drain if drain else core.undrain
+        out = self.app.act(dpid, lambda c: command(name, now))
+        return json_response(
+            {
+                "bridge": core.placement.name,
+                "dpid": dpid_str(dpid),
+                "uplink": name,
+                "drained": port.drained,
+                "changed": was != port.drained,
+                "moves": [move_row(core, m, now) for m in out.moves],
+                "learning_packets": sum(max(1, len(lp.ips)) for lp in out.learning),
+            }
+        )
+
+    @route("slb", PREFIX + "/uplinks/{name}/drain")
+    @endpoint("POST", write=True)
+    def drain(self, req: Request, name: str, **_: Any) -> Response:
+        return self._drain(req, name, True)
+
+    @route("slb", PREFIX + "/uplinks/{name}/undrain")
+    @endpoint("POST", write=True)
+    def undrain(self, req: Request, name: str, **_: Any) -> Response:
+        return self._drain(req, name, False)
 
 
 def move_row(core: BridgeCore, move: Move, now: float) -> dict:

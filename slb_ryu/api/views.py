@@ -64,7 +64,10 @@ def placement_view(
     return rows
 
 
-def uplinks_view(bridges: dict[int, BridgeCore], dpid: int | None = None) -> list[dict]:
+def uplinks_view(
+    bridges: dict[int, BridgeCore], dpid: int | None = None, next_rebalance: float | None = None
+) -> list[dict]:
+    """Uplink rows; `next_rebalance_in_s` is bond/show's "next rebalance" (None = off)."""
     rows = []
     for bridge_dpid, core in sorted(bridges.items()):
         if dpid is not None and bridge_dpid != dpid:
@@ -72,6 +75,7 @@ def uplinks_view(bridges: dict[int, BridgeCore], dpid: int | None = None) -> lis
         for v in view.uplinks(core.placement):
             row = dataclasses.asdict(v)
             row["dpid"] = dpid_str(v.dpid)
+            row["next_rebalance_in_s"] = next_rebalance
             rows.append(_with_aliases(row))
     return rows
 
@@ -148,6 +152,7 @@ def health_view(app: ControllerApi) -> dict:
             "usable_uplinks": len(v.usable_uplinks),
             "live_uplinks": len(v.usable_uplinks),  # deprecated alias of usable_uplinks
             "uplinks": len(v.uplinks),
+            "drained_uplinks": list(v.drained_uplinks),
         }
         if not connected:
             problems.append(f"bridge {v.label} is not connected")
@@ -163,6 +168,7 @@ def health_view(app: ControllerApi) -> dict:
         "problems": problems,
         "version": __version__,
         "uptime_s": round(time.time() - app.started, 3),
+        "next_rebalance_in_s": app.next_rebalance_in(),
         "bridges": bridges,
         "counters": {str(k): v for k, v in app.event_log.counters.items()},
     }

@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from slb_ryu.core import pipeline
-from slb_ryu.core.errors import NotFound
+from slb_ryu.core.errors import Conflict, NotFound
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.guards import AnnounceLock, FlapGuard
 from slb_ryu.core.load import LoadTracker
 from slb_ryu.core.pipeline import FlowSpec, GroupSpec, MeterSpec
 from slb_ryu.core.placement import (
+    REASON_DRAIN,
     REASON_FAILOVER,
     REASON_FORGET,
     REASON_LEARN,
@@ -327,6 +328,37 @@ class BridgeCore:
             self.events.add(now, "pin" if pinned else "unpin", dpid=self.dpid, mac=mac, vlan=vlan)
             out.mods += self._mac_mods(entry.key)
         return out
+
+    def drain(self, uplink: str, now: float) -> Output:
+        """Take an uplink out of service for maintenance (OVS `bond/disable-member`): its
+        MACs move to the others with learning packets, it leaves the fast-failover groups
+        and the broadcast role, and stays out until `undrain`. `Output.moves` has the moves.
+
+        Refused (Conflict) when it would leave no usable uplink: draining the last one
+        would cut every VM off; take the link down instead if that is what is wanted."""
+        port = self.placement.uplink_named(uplink)
+        if port.drained:
+            return Output()
+        others = [p for p in self.placement.usable_uplinks if p.port_no != port.port_no]
+        if not others:
+            raise Conflict(
+                f"draining {port.name} would leave bridge {self.placement.label} with no "
+                "usable uplink: bring another uplink up (or undrain one) first"
+            )
+        port.drained = True
+        moves = self.placement.repair(now, REASON_DRAIN)
+        self.events.add(now, "uplink-drained", dpid=self.dpid, uplink=port.name, moved=len(moves))
+        return self._apply(moves, now)
+
+    def undrain(self, uplink: str, now: float) -> Output:
+        """Return a drained uplink to service; it takes load back at the next rebalance
+        (as a returning member does in OVS), so nothing moves now."""
+        port = self.placement.uplink_named(uplink)
+        if not port.drained:
+            return Output()
+        port.drained = False
+        self.events.add(now, "uplink-undrained", dpid=self.dpid, uplink=port.name)
+        return self._apply(self.placement.repair(now), now)
 
     # ---- internals -------------------------------------------------------------------
 

@@ -93,6 +93,10 @@ class EventLog:
     ) -> None:
         self.events: collections.deque[dict] = collections.deque(maxlen=size)
         self.counters: collections.Counter[str] = collections.Counter()
+        # Per-bridge tallies the metrics read, counted here as each event happens (exact;
+        # a ring-buffer rescan would miss what scrolled out between two scrapes).
+        self.moves: collections.Counter[tuple[int, str]] = collections.Counter()  # reason
+        self.uplink_downs: collections.Counter[tuple[int, str]] = collections.Counter()
         self.seq = 0
         self.names: dict[int, str] = {}
         self.limit = RateLimit(burst, window)
@@ -101,6 +105,12 @@ class EventLog:
     def add(self, now: float, kind: str, **fields: Any) -> None:
         self.seq += 1
         self.counters[kind] += 1
+        dpid = fields.get("dpid")
+        if isinstance(dpid, int):
+            if kind == "move":
+                self.moves[(dpid, str(fields.get("reason") or "unknown"))] += 1
+            elif kind == "uplink-down":
+                self.uplink_downs[(dpid, str(fields.get("uplink") or "unknown"))] += 1
         self.events.append({"seq": self.seq, "time": now, "type": kind, **fields})
         self._log(now, kind, fields)
 

@@ -278,13 +278,13 @@ def groups(bridge: BridgePlacement) -> list[GroupSpec]:
     """A fast-failover group per uplink and a flood group per VLAN.
 
     Fast failover: the uplink itself first, then the others in port order; uplinks held
-    down for flapping are left out so the datapath cannot fall back onto them.
+    down for flapping or drained are left out so the datapath cannot fall back onto them.
     """
-    uplinks = [p.port_no for p in bridge.uplinks if not p.held]
+    uplinks = [p.port_no for p in bridge.uplinks if not p.withdrawn]
     specs = []
     for port in bridge.uplinks:
         order = [port.port_no] + [p for p in uplinks if p != port.port_no]
-        if port.held:
+        if port.withdrawn:
             order = order[1:]
         specs.append(GroupSpec(port.port_no, "ff", tuple((p, (("output", p),)) for p in order)))
     for vlan in vlans(bridge):

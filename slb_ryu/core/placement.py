@@ -25,6 +25,7 @@ REASON_MANUAL = "manual"
 REASON_RECOVERY = "recovery"
 REASON_PORT_MOVE = "port-move"
 REASON_FORGET = "forget"
+REASON_DRAIN = "drain"
 
 
 @dataclass
@@ -39,12 +40,19 @@ class Port:
     tx_bytes: int = 0  # port counters, from OpenFlow port statistics
     rx_bytes: int = 0
     held: bool = False  # a flapping uplink held out of service
+    drained: bool = False  # taken out of service by the operator (maintenance)
     vlan: int = 0  # access VLAN of a local port (OVSDB tag); 0 = untagged / trunk
 
     @property
     def usable(self) -> bool:
-        """Carries traffic: link up and not held down for flapping."""
-        return self.live and not self.held
+        """Carries traffic: link up, not held down for flapping, not drained."""
+        return self.live and not self.withdrawn
+
+    @property
+    def withdrawn(self) -> bool:
+        """Out of service by decision (flap hold, drain), whatever its link says: such an
+        uplink is also left out of the datapath's fast-failover groups."""
+        return self.held or self.drained
 
 
 @dataclass
@@ -176,6 +184,7 @@ class BridgePlacement:
         old = self.ports.get(port.port_no)
         if old is not None and old.name == port.name:
             port.held = port.held or old.held
+            port.drained = port.drained or old.drained
             port.speed_bps = port.speed_bps or old.speed_bps
             port.tx_bytes, port.rx_bytes = old.tx_bytes, old.rx_bytes
             port.vlan = port.vlan or old.vlan
@@ -272,6 +281,7 @@ class BridgePlacement:
             raise Invalid(f"port {uplink} is not an uplink of bridge {self.label}")
         if not port.usable:
             state = "held down (flapping)" if port.held else "down"
+            state = "drained (maintenance)" if port.drained else state
             raise Conflict(f"uplink {port.name} is {state}: cannot move {mac} there")
         if pin is not None:
             entry.pinned = pin
@@ -332,8 +342,8 @@ class BridgePlacement:
             ),
         ).port_no
 
-    def repair(self, now: float) -> list[Move]:
-        """Re-pin MACs whose uplink is dead or gone, and keep a live active uplink."""
+    def repair(self, now: float, reason: str = REASON_FAILOVER) -> list[Move]:
+        """Re-pin MACs whose uplink is dead, gone or withdrawn; keep a usable active uplink."""
         live = {p.port_no for p in self.usable_uplinks}
         if self.active_uplink not in live:
             self.active_uplink = min(live) if live else None
@@ -346,7 +356,7 @@ class BridgePlacement:
             new = self.choose_uplink()
             assert new is not None
             old, entry.uplink, entry.since = entry.uplink, new, now
-            moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, new, REASON_FAILOVER))
+            moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, new, reason))
         return moves
 
     def forget_port_macs(self, port_no: int) -> list[Move]:

@@ -3,7 +3,8 @@ metrics and the CLI, so none of them reaches into `BridgePlacement`.
 
 Units are in the names: `*_bytes_per_s` are smoothed byte rates from flow statistics,
 `speed_bps` is the link speed in bits/s, `*_bytes` are port counters. `live` is the
-carrier; `usable` is live and not held down for flapping (what placement uses).
+carrier; `usable` is live, not held down for flapping and not drained (what placement
+uses).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class UplinkView:
     port_no: int
     live: bool
     held: bool
+    drained: bool
     usable: bool
     active: bool
     speed_bps: int
@@ -60,6 +62,7 @@ class BridgeView:
     live_uplinks: tuple[str, ...]
     usable_uplinks: tuple[str, ...]
     held_uplinks: tuple[str, ...]
+    drained_uplinks: tuple[str, ...]
     active_uplink: str | None
     local_ports: tuple[str, ...]
     macs: int
@@ -133,6 +136,7 @@ def uplinks(placement: BridgePlacement) -> list[UplinkView]:
             port_no=port.port_no,
             live=bool(port.live),
             held=bool(port.held),
+            drained=bool(port.drained),
             usable=bool(port.usable),
             active=placement.active_uplink == port.port_no,
             speed_bps=int(port.speed_bps),
@@ -156,6 +160,7 @@ def bridge(placement: BridgePlacement, synced: bool) -> BridgeView:
         live_uplinks=tuple(p.name for p in placement.live_uplinks),
         usable_uplinks=tuple(p.name for p in placement.usable_uplinks),
         held_uplinks=tuple(p.name for p in placement.uplinks if p.held),
+        drained_uplinks=tuple(p.name for p in placement.uplinks if p.drained),
         active_uplink=placement.port_name(active) if active is not None else None,
         local_ports=tuple(port_label(placement, p.port_no) for p in placement.local_ports),
         macs=len(placement.macs),

@@ -304,3 +304,55 @@ def test_refuses_to_start_on_all_addresses_without_a_token(ovs):
     log = ctl.log_text()
     assert "non-loopback address '0.0.0.0'" in log and "api_token" in log, log
     assert not ctl.running and not h.tcp_listening(8098)
+
+
+def test_drain_for_maintenance_moves_every_mac_and_the_tors_follow(lab):
+    """`slb-ctl drain` (OVS: bond/disable-member): every MAC of the uplink moves off with
+    learning packets, the ToRs re-learn at once, the drained uplink leaves the datapath's
+    fast-failover groups and the broadcast role, and a flap does not bring it back."""
+    net, ctl = lab
+    r1 = net.get("xr1")
+    vms = [net.get("xv11"), net.get("xv12")]
+    drained, other = UPLINKS
+    for vm in vms:  # put both VMs on the uplink to drain
+        res = slb_ctl("move", vm.MAC(), drained, token=TOKEN)
+        assert res.returncode == 0, res.stderr
+    other_tor, other_port = tor_of(other)
+    on_it = len(ctl.get_json(f"/slb/v1/placement?uplink={drained}"))  # the VMs and LOCAL
+    assert on_it >= 2
+    res = slb_ctl("drain", drained, token=TOKEN)
+    assert res.returncode == 0, res.stderr
+    assert f"{drained} on xhv1: drained, {on_it} MAC(s) moved" in res.stdout
+    assert res.stdout.count("(drain)") == on_it
+    for vm in vms:
+        mac = vm.MAC()
+        h.wait_until(
+            lambda m=mac: h.fdb(other_tor).get(m, (None,))[0] == other_port,
+            timeout=5,
+            interval=0.05,
+            desc=f"{other_tor} to learn {vm.name} on port {other_port}",
+        )
+        assert placement(ctl, vm.MAC())["uplink"] == other
+        assert h.ping(vm, r1, count=2)
+    ups = {u["name"]: u for u in ctl.get_json("/slb/v1/uplinks")}
+    assert ups[drained]["drained"] and not ups[drained]["usable"] and not ups[drained]["active"]
+    assert ups[other]["active"] and ups[drained]["macs"] == 0
+    port_no = ups[drained]["port_no"]
+    groups = " ".join(h.dump_groups("xhv1"))
+    assert f"watch_port:{port_no}," not in groups, groups  # out of fast failover
+    out = slb_ctl("uplinks").stdout
+    assert "drained" in next(ln for ln in out.splitlines() if ln.startswith(drained))
+    assert metric(metrics(), "slb_uplink_drained", **dp_labels(), uplink=drained) == 1
+    # A flap of the drained link does not return it to service.
+    hv, tor = net.get("xhv1"), net.get(tor_of(drained)[0])
+    net.configLinkStatus(hv.name, tor.name, "down")
+    net.configLinkStatus(hv.name, tor.name, "up")
+    time.sleep(0.5)
+    assert {u["name"]: u for u in ctl.get_json("/slb/v1/uplinks")}[drained]["drained"]
+    res = slb_ctl("undrain", drained, token=TOKEN)
+    assert res.returncode == 0 and "in service" in res.stdout, res.stderr
+    ups = {u["name"]: u for u in ctl.get_json("/slb/v1/uplinks")}
+    assert ups[drained]["usable"] and not ups[drained]["drained"]
+    assert f"watch_port:{port_no}," in " ".join(h.dump_groups("xhv1"))
+    for vm in vms:
+        assert h.ping(vm, r1, count=2)

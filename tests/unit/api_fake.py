@@ -83,6 +83,9 @@ class FakeApp:
     def job_problems(self):
         return list(self.failing_jobs)
 
+    def next_rebalance_in(self):
+        return 7.5
+
     def job_failures(self):
         return {"stats-poll": len(self.failing_jobs), "rebalance": 0}
 

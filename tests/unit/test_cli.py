@@ -62,7 +62,7 @@ def test_uplinks_table_like_bond_show(server):
         "UPLINK",
         "PORT",
         "STATE",
-        "HELD",
+        "OUT",
         "USABLE",
         "ACTIVE",
         "SPEED",
@@ -250,3 +250,18 @@ def test_formatters():
     assert cli.human_speed(10_000_000_000) == "10 Gb/s" and cli.human_speed(0) == "?"
     assert cli.human_bytes(512) == "512 B" and cli.human_bytes(1536) == "1.5 KiB"
     assert cli.human_age(100, now=190) == "90s" and cli.human_age(0, now=7200) == "2h"
+
+
+def test_drain_and_undrain(server, capsys):
+    app, url = server()
+    code, out = ctl(url, "drain", "hv1-eth1", "--bridge", "hv1")
+    assert code == 0, out
+    assert out.startswith("hv1-eth1 on hv1: drained,") and "drain" in out
+    code, out = ctl(url, "uplinks", "--bridge", "hv1")
+    eth1 = next(ln for ln in out.splitlines() if ln.startswith("hv1-eth1"))
+    assert "drained" in eth1 and "NO" in eth1
+    assert "next rebalance: in 8 s" in out
+    code, out = ctl(url, "drain", "hv1-eth2", "--bridge", "hv1")
+    assert code == 1 and "no usable uplink" in capsys.readouterr().err
+    code, out = ctl(url, "undrain", "hv1-eth1", "--bridge", "hv1")
+    assert code == 0 and "in service" in out and "next rebalance" in out

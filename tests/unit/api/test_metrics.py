@@ -103,24 +103,49 @@ def test_moves_by_reason_failovers_learning_packets_packet_ins():
     assert s[("slb_uplink_failovers_total", up("0x1", "hv1", target))] == 1
     assert s[("slb_uplink_up", up("0x1", "hv1", target))] == 0
     assert s[("slb_learning_packets_sent_total", ())] == 1
-    assert s[("slb_event_log_missed_total", ())] == 0
     # Counters never go down between scrapes.
     again = samples(client)
     assert again[("slb_moves_total", dp + (("reason", "manual"),))] == 1
 
 
-def test_events_that_scroll_out_of_the_ring_are_reported_missed():
+def test_move_counts_are_exact_even_when_the_ring_scrolls():
+    """Counted where the event happens: a burst larger than the ring between two scrapes
+    is counted in full (the ring itself keeps only its last `maxlen` events)."""
     app = FakeApp()
     collector = metrics.SlbCollector(app)
     list(collector.collect())
-    seen = app.event_log.seq
-    for i in range(app.event_log.events.maxlen + 10):
+    burst = app.event_log.events.maxlen + 10
+    for i in range(burst):
         app.event_log.add(float(i), "move", dpid=1, reason="rebalance", mac=MAC_A, vlan=0)
+    app.event_log.add(1.0, "uplink-down", dpid=1, uplink="hv1-eth1")
     fams = {f.name: f for f in collector.collect()}
-    assert fams["slb_event_log_missed"].samples[0].value == 10
-    (moves,) = [s for s in fams["slb_moves"].samples if s.name == "slb_moves_total"]
-    assert moves.value == app.event_log.events.maxlen
-    assert app.event_log.seq == seen + app.event_log.events.maxlen + 10
+    assert "slb_event_log_missed" not in fams
+    (moves,) = [
+        s
+        for s in fams["slb_moves"].samples
+        if s.name == "slb_moves_total" and s.labels["reason"] == "rebalance"
+    ]
+    assert moves.value == burst
+    (downs,) = [s for s in fams["slb_uplink_failovers"].samples if s.name.endswith("_total")]
+    assert downs.value == 1 and downs.labels["uplink"] == "hv1-eth1"
+
+
+def test_drained_uplink_metrics():
+    app = FakeApp()
+    app.bridges[1].drain("hv1-eth1", 2000.0)
+    fams = {f.name: f for f in metrics.SlbCollector(app).collect()}
+    by = {
+        s.labels["uplink"]: s.value
+        for s in fams["slb_uplink_drained"].samples
+        if s.labels["dp_name"] == "hv1"
+    }
+    assert by == {"hv1-eth1": 1, "hv1-eth2": 0}
+    usable = {
+        s.labels["uplink"]: s.value
+        for s in fams["slb_uplink_usable"].samples
+        if s.labels["dp_name"] == "hv1"
+    }
+    assert usable == {"hv1-eth1": 0, "hv1-eth2": 1}
 
 
 def test_broken_state_does_not_break_the_scrape(caplog):

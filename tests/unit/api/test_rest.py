@@ -155,6 +155,7 @@ def test_uplinks_state_speed_load_counters(client):
         "port_no": 1,
         "live": True,
         "held": False,
+        "drained": False,
         "usable": True,
         "active": True,
         "speed_bps": 10_000_000_000,
@@ -162,6 +163,7 @@ def test_uplinks_state_speed_load_counters(client):
         **rates,
         "tx_bytes": 123456,
         "rx_bytes": 654321,
+        "next_rebalance_in_s": 7.5,
     }
     assert not eth2["live"] and not eth2["active"]
     assert eth1["macs"] + eth2["macs"] == 4
@@ -634,3 +636,40 @@ def test_raw_fuzz_never_5xx(method, segments, query, body):
     if resp.status_int >= 400 and method != "HEAD":
         body = json.loads(resp.text)
         assert set(body) == {"error", "status"} and body["status"] == resp.status_int
+
+
+def test_drain_moves_macs_off_and_undrain_returns_the_uplink(client):
+    core = client.app.bridges[1]
+    on_eth1 = [e.key for e in core.placement.macs.values() if e.uplink == 1]
+    res = checked(
+        client.post(f"{P}/uplinks/hv1-eth1/drain", {"bridge": "hv1"}),
+        "POST",
+        "/uplinks/{name}/drain",
+    )
+    assert res["drained"] and res["changed"] and res["uplink"] == "hv1-eth1"
+    assert sorted((m["mac"], m["vlan"]) for m in res["moves"]) == sorted(on_eth1)
+    assert all(m["reason"] == "drain" and m["to"] == "hv1-eth2" for m in res["moves"])
+    assert res["learning_packets"] == len(on_eth1)
+    assert all(e.uplink == 2 for e in core.placement.macs.values())
+    rows = {r["name"]: r for r in checked(client.get(f"{P}/uplinks?bridge=hv1"), "GET", "/uplinks")}
+    assert rows["hv1-eth1"]["drained"] and not rows["hv1-eth1"]["usable"]
+    assert rows["hv1-eth2"]["active"] and not rows["hv1-eth1"]["active"]
+    health = checked(client.get(f"{P}/health"), "GET", "/health")
+    assert health["bridges"]["0000000000000001"]["drained_uplinks"] == ["hv1-eth1"]
+    assert health["status"] == "ok"  # maintenance is not a fault
+    again = client.post(f"{P}/uplinks/hv1-eth1/drain", {"bridge": "hv1"})
+    assert again.json["changed"] is False and again.json["moves"] == []
+    err(client.post(f"{P}/uplinks/hv1-eth2/drain", {"bridge": "hv1"}), 409, "no usable uplink")
+    err(client.post(f"{P}/placement/{MAC_A}/move", {"uplink": "hv1-eth1"}), 409, "drained")
+    res = client.post(f"{P}/uplinks/hv1-eth1/undrain", {"bridge": "hv1"}).json
+    assert not res["drained"] and res["changed"] and res["moves"] == []
+    kinds = [e["type"] for e in client.app.event_log.events]
+    assert kinds.index("uplink-drained") < kinds.index("uplink-undrained")
+
+
+def test_drain_bad_input(client):
+    err(client.post(f"{P}/uplinks/eth9/drain"), 404, "no uplink 'eth9'", "hv1-eth1")
+    err(client.post(f"{P}/uplinks/v11/drain"), 404, "no uplink 'v11'")
+    err(client.post(f"{P}/uplinks/hv1-eth1/drain", {"bridge": "hv2"}), 404, "on bridge hv2")
+    err(client.post(f"{P}/uplinks/hv1-eth1/drain", {"force": 1}), 400, "unknown field(s)")
+    err(client.get(f"{P}/uplinks/hv1-eth1/drain"), 405, "use POST")

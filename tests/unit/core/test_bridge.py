@@ -4,7 +4,7 @@ import pytest
 
 from slb_ryu.core import pipeline as pl
 from slb_ryu.core.bridge import BridgeCore
-from slb_ryu.core.errors import Invalid, NotFound
+from slb_ryu.core.errors import Conflict, Invalid, NotFound
 from slb_ryu.core.placement import OFPP_LOCAL, Port
 
 MAC1 = "00:00:00:00:00:01"
@@ -289,3 +289,37 @@ def test_reinjection_is_bounded_for_a_mac_whose_flows_cannot_match():
     results = [core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0).reinject for _ in range(10)]
     assert results == [True, True, True] + [False] * 7
     assert core.events.counters["packet_in_dropped"] == 7
+
+
+def test_drain_moves_macs_off_leaves_ff_groups_and_broadcast_role_then_undrain():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, "10.0.0.1", 1.0)
+    core.packet_in(pl.KIND_SRC_MISS, 4, MAC2, 0, None, 1.0)
+    core.move(MAC1, 0, "up1", 2.0, None)
+    core.move(MAC2, 0, "up1", 2.0, None)
+    assert core.placement.active_uplink == 1
+    out = core.drain("up1", 3.0)
+    assert {(m.mac, m.reason, m.new_uplink) for m in out.moves} == {
+        (MAC1, "drain", 2),
+        (MAC2, "drain", 2),
+    }
+    assert {lp.mac for lp in out.learning} == {MAC1, MAC2}  # learning packets follow
+    assert core.placement.active_uplink == 2
+    groups = {s.group_id: s for o, c, s in out.mods if o == "group"}
+    assert [b[0] for b in groups[2].buckets] == [2]  # up1 left out of fast failover
+    assert [b[0] for b in groups[1].buckets] == [2]
+    assert core.drain("up1", 3.5).moves == []  # idempotent
+    with pytest.raises(Conflict, match="would leave bridge hv1 with no usable uplink"):
+        core.drain("up2", 4.0)
+    with pytest.raises(Conflict, match="drained"):
+        core.move(MAC1, 0, "up1", 4.0, None)
+    # A link flap of the drained uplink does not bring it back.
+    core.port_status("modify", Port(1, "up1", live=False), 5.0)
+    core.port_status("modify", Port(1, "up1", live=True), 6.0)
+    assert core.placement.ports[1].drained and not core.placement.ports[1].usable
+    out = core.undrain("up1", 7.0)
+    assert out.moves == [] and core.placement.ports[1].usable
+    groups = {s.group_id: s for o, c, s in out.mods if o == "group"}
+    assert [b[0] for b in groups[1].buckets] == [1, 2]
+    kinds = [e["type"] for e in core.events.events]
+    assert "uplink-drained" in kinds and "uplink-undrained" in kinds
