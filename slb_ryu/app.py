@@ -214,6 +214,7 @@ class SlbApp(app_manager.RyuApp):
                 self.jobs.run("rebalance", self.request_rebalance, None)
 
     def _tick(self) -> None:
+        self.event_log.flush(time.time())  # summaries of rate-limited log lines
         for dpid, core in list(self.bridges.items()):
             dp = self.datapaths.get(dpid)
             if dp is not None and core.synced:
