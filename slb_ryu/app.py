@@ -26,8 +26,9 @@ from slb_ryu.core.bridge import BridgeCore, LearningPackets, Limits, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.jobs import Supervisor
 from slb_ryu.core.placement import Move, Port
+from slb_ryu.core.probe import PATH_DEAD, ProbeParams
 from slb_ryu.core.rebalance import RebalanceParams
-from slb_ryu.openflow import frames, learning_packets, ovsdb
+from slb_ryu.openflow import frames, learning_packets, ovsdb, probe_packets
 from slb_ryu.openflow import messages as ofmsgs
 
 CONF = cfg.CONF
@@ -96,6 +97,11 @@ class SlbApp(app_manager.RyuApp):
         self.jobs = Supervisor(self.event_log, self.logger)
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         self.threads.append(hub.spawn(self._timers))
+        self.probe_params = ProbeParams(
+            self.settings.probe_interval, self.settings.probe_misses, self.settings.probe_recover
+        )
+        if self.settings.probe_targets or self.settings.bridge_probe_targets:
+            self.threads.append(hub.spawn(self._probe_loop))
 
     # ---- connection and handshake ------------------------------------------------------
 
@@ -184,6 +190,8 @@ class SlbApp(app_manager.RyuApp):
                 speeds=self.settings.uplink_speeds,
                 limits=self.limits,
                 access_vlans=self._access_vlans(name),
+                probe_targets=self.settings.probe_targets_for(dp.id, name),
+                probe_params=self.probe_params,
             )
             self.bridges[dp.id] = core
             self.logger.info("bridge %s (dpid %016x): uplinks %s", name, dp.id, patterns)
@@ -225,6 +233,40 @@ class SlbApp(app_manager.RyuApp):
             if rebalance and now >= next_rebalance:
                 next_rebalance = now + rebalance
                 self.jobs.run("rebalance", self.request_rebalance, None)
+
+    def _probe_loop(self) -> None:
+        """Path probing (core/probe.py) on its own schedule: probe_interval is sub-second,
+        finer than the shared timer loop, and a late round would look like a miss."""
+        interval = self.settings.probe_interval
+        due = time.monotonic()
+        while True:
+            due += interval
+            hub.sleep(max(0.0, due - time.monotonic()))
+            if time.monotonic() - due > interval:  # we fell behind: skip, do not burst
+                due = time.monotonic()
+            self.jobs.run("probe", self._probe_all)
+
+    def _probe_all(self) -> None:
+        for dpid, core in list(self.bridges.items()):
+            dp = self.datapaths.get(dpid)
+            if dp is None or not core.synced or core.prober is None:
+                continue
+            out, requests = core.probe_round(time.time())
+            for port_no, old, new in core.prober.last_changes:
+                if PATH_DEAD in (old, new):
+                    self.logger.warning(
+                        "bridge %s: uplink %s path %s -> %s (probe targets %s)",
+                        core.placement.label,
+                        core.placement.port_name(port_no),
+                        old,
+                        new,
+                        ", ".join(map(str, core.prober.targets)),
+                    )
+            self.send(dp, out)
+            for request in requests:
+                data = probe_packets.probe_frame(request)
+                dp.send_msg(ofmsgs.packet_out(dp, ofp.OFPP_CONTROLLER, request.port_no, data))
+            self.event_log.count("probe_requests_sent", len(requests))
 
     def _tick(self) -> None:
         for dpid, core in list(self.bridges.items()):
@@ -334,8 +376,12 @@ class SlbApp(app_manager.RyuApp):
         if frame is None or in_port is None:
             self.event_log.count("packet_in_malformed")
             return
+        kind = pipeline.cookie_kind(msg.cookie)
+        if kind == pipeline.KIND_PROBE:
+            core.probe_reply(in_port, frame.arp_spa, frame.vlan, time.time())
+            return
         out = core.packet_in(
-            pipeline.cookie_kind(msg.cookie),
+            kind,
             in_port,
             frame.src,
             frame.vlan,

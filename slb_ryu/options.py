@@ -12,6 +12,8 @@ from typing import Any
 
 from oslo_config import cfg
 
+from slb_ryu.core.probe import ProbeTarget, parse_target
+
 OPTS = [
     cfg.ListOpt(
         "uplinks",
@@ -96,6 +98,40 @@ OPTS = [
     cfg.FloatOpt(
         "flap_hold", default=30.0, help="Seconds of quiet before a held uplink is used again."
     ),
+    cfg.ListOpt(
+        "probe_targets",
+        default=[],
+        help="Path probing (gray failures): IPv4 addresses to ARP for out of every uplink, "
+        "e.g. the default gateway; 'IP@VLAN' probes on a tagged VLAN. Empty = off.",
+    ),
+    cfg.MultiStrOpt(
+        "bridge_probe_targets",
+        default=[],
+        help="Per-bridge probe targets, one 'BRIDGE=IP[@VLAN],...' per line (BRIDGE as in "
+        "bridge_uplinks); overrides probe_targets for that bridge ('BRIDGE=' turns it off).",
+    ),
+    cfg.FloatOpt(
+        "probe_interval",
+        default=0.2,
+        min=0.05,
+        max=60.0,
+        help="Seconds between probe rounds (one ARP request per target per uplink).",
+    ),
+    cfg.IntOpt(
+        "probe_misses",
+        default=3,
+        min=1,
+        max=100,
+        help="Rounds in a row without a reply that make an uplink path-dead (only while "
+        "another uplink still gets replies).",
+    ),
+    cfg.IntOpt(
+        "probe_recover",
+        default=5,
+        min=1,
+        max=1000,
+        help="Rounds in a row with a reply that bring a path-dead uplink back.",
+    ),
 ]
 
 
@@ -129,6 +165,18 @@ class Settings:
     flap_limit: int = 4
     flap_window: float = 10.0
     flap_hold: float = 30.0
+    probe_targets: tuple[ProbeTarget, ...] = ()
+    bridge_probe_targets: dict[str, tuple[ProbeTarget, ...]] = field(default_factory=dict)
+    probe_interval: float = 0.2
+    probe_misses: int = 3
+    probe_recover: int = 5
+
+    def probe_targets_for(self, dpid: int, name: str) -> tuple[ProbeTarget, ...]:
+        """Probe targets of one bridge: per-bridge entry by name or dpid, else the global."""
+        for key in (name.lower(), str(dpid)):
+            if key and key in self.bridge_probe_targets:
+                return self.bridge_probe_targets[key]
+        return self.probe_targets
 
     def uplinks_for(self, dpid: int, name: str) -> tuple[str, ...]:
         """Uplink globs of one bridge: per-bridge entry by name or dpid, else the global list."""
@@ -148,16 +196,41 @@ def _names(raw: str, option: str) -> tuple[str, ...]:
     return names
 
 
-def _bridge_key(raw: str) -> str:
+def _bridge_key(raw: str, option: str = "bridge_uplinks") -> str:
     key = raw.strip().lower()
     if not key:
-        raise ConfigError("[slb] bridge_uplinks: missing bridge name before '='")
+        raise ConfigError(f"[slb] {option}: missing bridge name before '='")
     if key.startswith("0x"):
         try:
             return str(int(key, 16))
         except ValueError:
-            raise ConfigError(f"[slb] bridge_uplinks: bad datapath id {raw!r}") from None
+            raise ConfigError(f"[slb] {option}: bad datapath id {raw!r}") from None
     return key
+
+
+def _targets(items: list[str], option: str) -> tuple[ProbeTarget, ...]:
+    targets = []
+    for item in items:
+        if not item.strip():
+            continue
+        try:
+            targets.append(parse_target(item))
+        except ValueError as exc:
+            raise ConfigError(f"[slb] {option}: {exc}") from None
+    return tuple(dict.fromkeys(targets))
+
+
+def _bridge_targets(lines: list[str]) -> dict[str, tuple[ProbeTarget, ...]]:
+    per_bridge = {}
+    for line in lines:
+        if "=" not in line:
+            raise ConfigError(
+                f"[slb] bridge_probe_targets: {line!r} is not of the form BRIDGE=IP[@VLAN],..."
+            )
+        bridge, _, items = line.partition("=")
+        key = _bridge_key(bridge, "bridge_probe_targets")
+        per_bridge[key] = _targets(items.split(","), "bridge_probe_targets")
+    return per_bridge
 
 
 def _speeds(raw: dict[str, str]) -> dict[str, int]:
@@ -203,6 +276,9 @@ _MINIMUMS = {
     "flap_limit": 1,
     "flap_window": 0.1,
     "flap_hold": 0.0,
+    "probe_interval": 0.05,
+    "probe_misses": 1,
+    "probe_recover": 1,
 }
 
 
@@ -229,6 +305,8 @@ def build_settings(**raw: Any) -> Settings:
         )
     values["uplink_speeds"] = _speeds(values.get("uplink_speeds") or {})
     values["access_ports"] = _access(values.get("access_ports") or {})
+    values["probe_targets"] = _targets(list(values.get("probe_targets") or []), "probe_targets")
+    values["bridge_probe_targets"] = _bridge_targets(list(values.get("bridge_probe_targets") or []))
     for name, minimum in _MINIMUMS.items():
         if name in values and values[name] is not None and values[name] < minimum:
             raise ConfigError(f"[slb] {name} must be >= {minimum}, got {values[name]}")

@@ -125,6 +125,12 @@ class SlbCollector:
             "slb_bridge_macs", "(MAC, VLAN) pairs placed on the bridge", labels=DP_LABELS
         )
         up = GaugeMetricFamily("slb_uplink_up", "1 when the uplink is live", labels=UPLINK_LABELS)
+        path_up = GaugeMetricFamily(
+            "slb_uplink_path_up",
+            "Path probing: 1 when probes through the uplink get replies, 0 when path-dead "
+            "(absent while probing is off or has no verdict yet)",
+            labels=UPLINK_LABELS,
+        )
         active = GaugeMetricFamily(
             "slb_uplink_active",
             "1 for the uplink that accepts broadcast/multicast from the fabric",
@@ -175,6 +181,8 @@ class SlbCollector:
                 labels = dp + [port.name]
                 count, tx, rx = per_uplink[port.port_no]
                 up.add_metric(labels, 1 if port.live else 0)
+                if port.path in ("up", "dead"):
+                    path_up.add_metric(labels, 1 if port.path == "up" else 0)
                 active.add_metric(labels, 1 if placement.active_uplink == port.port_no else 0)
                 speed.add_metric(labels, port.speed_bps)
                 macs.add_metric(labels, count)
@@ -182,7 +190,7 @@ class SlbCollector:
                 load_rx.add_metric(labels, rx)
                 tx_bytes.add_metric(labels, getattr(port, "tx_bytes", 0) or 0)
                 rx_bytes.add_metric(labels, getattr(port, "rx_bytes", 0) or 0)
-        yield from (connected, synced, bridge_macs, up, active, speed, macs)
+        yield from (connected, synced, bridge_macs, up, path_up, active, speed, macs)
         yield from (load_tx, load_rx, tx_bytes, rx_bytes)
 
         self._scan_events()

@@ -29,6 +29,16 @@ from slb_ryu.core.placement import (
     Port,
     normalise_mac,
 )
+from slb_ryu.core.probe import (
+    DEFAULT_PROBE,
+    PATH_DEAD,
+    PATH_UNKNOWN,
+    PathProber,
+    ProbeParams,
+    ProbeRequest,
+    ProbeTarget,
+    meter_rate,
+)
 from slb_ryu.core.rebalance import (
     DEFAULT_PARAMS,
     MacLoad,
@@ -95,6 +105,8 @@ class BridgeCore:
         speeds: dict[str, int] | None = None,
         limits: Limits = Limits(),
         access_vlans: dict[str, int] | None = None,
+        probe_targets: Iterable[ProbeTarget] = (),
+        probe_params: ProbeParams = DEFAULT_PROBE,
     ) -> None:
         self.placement = BridgePlacement(dpid, tuple(uplink_patterns))
         self.placement.max_macs_per_port = limits.max_macs_per_port
@@ -110,6 +122,10 @@ class BridgeCore:
         self.switch = SwitchState()
         self.reinjected: dict[tuple[str, int], int] = {}
         self.synced = False
+        targets = tuple(probe_targets)
+        self.prober = PathProber(dpid, targets, probe_params) if targets else None
+        self.placement.probing = self.prober is not None
+        self.unreachable: tuple[ProbeTarget, ...] = ()
 
     @property
     def dpid(self) -> int:
@@ -141,7 +157,9 @@ class BridgeCore:
         self.switch.reset(flows, switch_groups, switch_meters)
         out = Output()
         groups = pipeline.groups(self.placement)
-        out.mods += self.switch.sync_meters(pipeline.meters(self.limits.packet_in_rate))
+        out.mods += self.switch.sync_meters(
+            pipeline.meters(self.limits.packet_in_rate, self._probe_meter_rate())
+        )
         out.mods += self.switch.sync_groups(groups)
         out.mods += self.switch.sync_all(pipeline.desired_flows(self.placement).values())
         out.mods += self.switch.stale_groups(groups)
@@ -181,6 +199,66 @@ class BridgeCore:
         if not released:
             return Output()
         return self._apply(self.placement.repair(now), now)
+
+    # ---- path probing (core/probe.py) -------------------------------------------------
+
+    def _probe_meter_rate(self) -> int:
+        if self.prober is None:
+            return 0
+        p = self.prober
+        return meter_rate(len(p.targets), len(self.placement.uplinks), p.params.interval)
+
+    def probe_round(self, now: float) -> tuple[Output, list[ProbeRequest]]:
+        """Probe timer: judge the round that ended (drain path-dead uplinks, restore
+        recovered ones, exactly like a carrier change) and return the next probes."""
+        if self.prober is None or not self.synced:
+            return Output(), []
+        live = [p.port_no for p in self.placement.uplinks if p.live]
+        changes = self.prober.round(now, live)
+        drained = False
+        for port_no, old, new in changes:
+            port = self.placement.ports.get(port_no)
+            if port is None:
+                continue
+            port.path = new
+            if new == PATH_DEAD:
+                port.path_dead = drained = True
+                self.events.add(
+                    now,
+                    "uplink-path-dead",
+                    dpid=self.dpid,
+                    uplink=port.name,
+                    misses=self.prober.path(port_no).misses,
+                )
+                if self.flaps.link_down(port_no, now) and not port.held:
+                    port.held = True
+                    self.events.add(now, "uplink-held", dpid=self.dpid, uplink=port.name)
+            elif old == PATH_DEAD:
+                port.path_dead, drained = False, True
+                self.events.add(now, "uplink-path-up", dpid=self.dpid, uplink=port.name)
+        for port in self.placement.uplinks:
+            path = self.prober.paths.get(port.port_no)
+            port.path = path.state if path else PATH_UNKNOWN
+            port.last_reply = path.last_reply if path else None
+        self._track_targets(now)
+        out = self._apply(self.placement.repair(now), now) if drained else Output()
+        return out, self.prober.requests(live)
+
+    def _track_targets(self, now: float) -> None:
+        assert self.prober is not None
+        unreachable = tuple(self.prober.unreachable())
+        for target in set(unreachable) - set(self.unreachable):
+            self.events.add(now, "probe-target-unreachable", dpid=self.dpid, target=str(target))
+        for target in set(self.unreachable) - set(unreachable):
+            self.events.add(now, "probe-target-reachable", dpid=self.dpid, target=str(target))
+        self.unreachable = unreachable
+
+    def probe_reply(self, in_port: int, ip: str | None, vlan: int, now: float) -> None:
+        """An ARP reply punted by a probe flow: counts for the uplink it arrived on."""
+        if self.prober is not None and ip and self.prober.reply(in_port, ip, vlan, now):
+            self.events.count("probe_replies")
+        else:
+            self.events.count("probe_replies_unexpected")
 
     # ---- packets ---------------------------------------------------------------------
 

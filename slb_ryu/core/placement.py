@@ -40,11 +40,20 @@ class Port:
     rx_bytes: int = 0
     held: bool = False  # a flapping uplink held out of service
     vlan: int = 0  # access VLAN of a local port (OVSDB tag); 0 = untagged / trunk
+    path_dead: bool = False  # carrier up but probes get no reply (core/probe.py)
+    path: str = "off"  # probe verdict: off, unknown, up, dead
+    last_reply: float | None = None  # time of the last probe reply through it
 
     @property
     def usable(self) -> bool:
-        """Carries traffic: link up and not held down for flapping."""
-        return self.live and not self.held
+        """Carries traffic: link up, not held down for flapping, path not dead."""
+        return self.live and not self.held and not self.path_dead
+
+    @property
+    def drained(self) -> bool:
+        """Out of service by our decision (held or path-dead), not by its carrier: the
+        datapath's fast-failover groups must not fall back onto it either."""
+        return self.held or self.path_dead
 
 
 @dataclass
@@ -120,6 +129,7 @@ class BridgePlacement:
         self.macs: dict[tuple[str, int], MacEntry] = {}
         self.active_uplink: int | None = None
         self.max_macs_per_port = 0  # 0 = unlimited
+        self.probing = False  # path probing on: pipeline.probe_flows adds its flows
         self._per_port: collections.Counter[int] = collections.Counter()
         self._per_vlan: collections.Counter[int] = collections.Counter()
 
@@ -179,6 +189,7 @@ class BridgePlacement:
             port.speed_bps = port.speed_bps or old.speed_bps
             port.tx_bytes, port.rx_bytes = old.tx_bytes, old.rx_bytes
             port.vlan = port.vlan or old.vlan
+            port.path_dead, port.path, port.last_reply = old.path_dead, old.path, old.last_reply
         return port
 
     def set_ports(self, ports: Iterable[Port], now: float) -> list[Move]:
@@ -271,7 +282,13 @@ class BridgePlacement:
         if port is None or not port.uplink:
             raise Invalid(f"port {uplink} is not an uplink of bridge {self.label}")
         if not port.usable:
-            state = "held down (flapping)" if port.held else "down"
+            state = (
+                "held down (flapping)"
+                if port.held
+                else "path-dead (no probe replies)"
+                if port.path_dead
+                else "down"
+            )
             raise Conflict(f"uplink {port.name} is {state}: cannot move {mac} there")
         if pin is not None:
             entry.pinned = pin

@@ -62,6 +62,7 @@ def test_uplinks_table_like_bond_show(server):
         "UPLINK",
         "PORT",
         "STATE",
+        "PATH",
         "ACTIVE",
         "SPEED",
         "MACS",

@@ -162,6 +162,8 @@ def test_uplinks_state_speed_load_counters(client):
         **rates,
         "tx_bytes": 123456,
         "rx_bytes": 654321,
+        "path": "off",
+        "last_reply": None,
     }
     assert not eth2["live"] and not eth2["active"]
     assert eth1["macs"] + eth2["macs"] == 4
