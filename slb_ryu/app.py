@@ -33,6 +33,7 @@ from slb_ryu.openflow import messages as ofmsgs
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
+BFD_POLL = 0.5  # seconds between OVSDB bfd_status reads ([slb] bfd)
 options.register(CONF)
 
 
@@ -102,6 +103,8 @@ class SlbApp(app_manager.RyuApp):
         )
         if self.settings.probe_targets or self.settings.bridge_probe_targets:
             self.threads.append(hub.spawn(self._probe_loop))
+        if self.settings.bfd:
+            self.threads.append(hub.spawn(self._bfd_loop))
 
     # ---- connection and handshake ------------------------------------------------------
 
@@ -267,6 +270,26 @@ class SlbApp(app_manager.RyuApp):
                 data = probe_packets.probe_frame(request)
                 dp.send_msg(ofmsgs.packet_out(dp, ofp.OFPP_CONTROLLER, request.port_no, data))
             self.event_log.count("probe_requests_sent", len(requests))
+
+    def _bfd_loop(self) -> None:
+        while True:
+            hub.sleep(BFD_POLL)
+            self.jobs.run("ovsdb-bfd", self._bfd_all)
+
+    def _bfd_all(self) -> None:
+        """OVS BFD state of every uplink (OVSDB): a session that is down means path-dead."""
+        for dpid, core in list(self.bridges.items()):
+            dp = self.datapaths.get(dpid)
+            if dp is None or not core.synced:
+                continue
+            names = [p.name for p in core.placement.uplinks]
+            states = ovsdb.bfd_states(names)  # OvsdbError: the job supervisor logs it
+            out = core.bfd_update(states, time.time())
+            if out.moves or out.mods:
+                self.logger.warning(
+                    "bridge %s: BFD state of uplinks %s", core.placement.label, states
+                )
+            self.send(dp, out)
 
     def _tick(self) -> None:
         for dpid, core in list(self.bridges.items()):

@@ -132,6 +132,13 @@ OPTS = [
         max=1000,
         help="Rounds in a row with a reply that bring a path-dead uplink back.",
     ),
+    cfg.BoolOpt(
+        "bfd",
+        default=False,
+        help="Read the OVS BFD state (OVSDB bfd_status) of the uplinks every 0.5 s: an "
+        "uplink whose session is down is path-dead. Enable BFD per uplink with "
+        "'ovs-vsctl set interface eth1 bfd:enable=true' (the switch must speak BFD).",
+    ),
 ]
 
 
@@ -170,6 +177,7 @@ class Settings:
     probe_interval: float = 0.2
     probe_misses: int = 3
     probe_recover: int = 5
+    bfd: bool = False
 
     def probe_targets_for(self, dpid: int, name: str) -> tuple[ProbeTarget, ...]:
         """Probe targets of one bridge: per-bridge entry by name or dpid, else the global."""

@@ -126,6 +126,7 @@ class BridgeCore:
         self.prober = PathProber(dpid, targets, probe_params) if targets else None
         self.placement.probing = self.prober is not None
         self.unreachable: tuple[ProbeTarget, ...] = ()
+        self.bfd_down: set[int] = set()  # uplinks whose OVS BFD session is down
 
     @property
     def dpid(self) -> int:
@@ -214,35 +215,56 @@ class BridgeCore:
         if self.prober is None or not self.synced:
             return Output(), []
         live = [p.port_no for p in self.placement.uplinks if p.live]
-        changes = self.prober.round(now, live)
+        self.prober.round(now, live)
         drained = False
-        for port_no, old, new in changes:
-            port = self.placement.ports.get(port_no)
-            if port is None:
-                continue
-            port.path = new
-            if new == PATH_DEAD:
-                port.path_dead = drained = True
-                self.events.add(
-                    now,
-                    "uplink-path-dead",
-                    dpid=self.dpid,
-                    uplink=port.name,
-                    misses=self.prober.path(port_no).misses,
-                )
-                if self.flaps.link_down(port_no, now) and not port.held:
-                    port.held = True
-                    self.events.add(now, "uplink-held", dpid=self.dpid, uplink=port.name)
-            elif old == PATH_DEAD:
-                port.path_dead, drained = False, True
-                self.events.add(now, "uplink-path-up", dpid=self.dpid, uplink=port.name)
         for port in self.placement.uplinks:
-            path = self.prober.paths.get(port.port_no)
-            port.path = path.state if path else PATH_UNKNOWN
-            port.last_reply = path.last_reply if path else None
+            drained |= self._update_path(port.port_no, now, "probe")
         self._track_targets(now)
         out = self._apply(self.placement.repair(now), now) if drained else Output()
         return out, self.prober.requests(live)
+
+    def bfd_update(self, states: dict[str, str], now: float) -> Output:
+        """OVSDB `bfd_status` state by interface name (BFD-enabled uplinks only): 'down'
+        makes an uplink path-dead, anything else clears it. Like probing, it never takes
+        the last uplink that is not path-dead (a switch that does not speak BFD at all
+        leaves every session down: that must not cut the host off)."""
+        drained = False
+        for port in self.placement.uplinks:
+            down = states.get(port.name) == "down"
+            if down and port.port_no not in self.bfd_down:
+                others = [p for p in self.placement.live_uplinks if p is not port]
+                if not any(not p.path_dead for p in others):
+                    self.events.count("bfd_down_ignored_last_uplink")
+                    continue
+                self.bfd_down.add(port.port_no)
+            elif not down:
+                self.bfd_down.discard(port.port_no)
+            drained |= self._update_path(port.port_no, now, "bfd")
+        return self._apply(self.placement.repair(now), now) if drained else Output()
+
+    def _update_path(self, port_no: int, now: float, source: str) -> bool:
+        """Recompute one uplink's path-dead flag from probing and BFD; True if it changed
+        (the caller then repairs placement, as after a carrier change)."""
+        port = self.placement.ports.get(port_no)
+        if port is None:
+            return False
+        path = self.prober.paths.get(port_no) if self.prober else None
+        port.path = path.state if path else (PATH_UNKNOWN if self.prober else "off")
+        port.last_reply = path.last_reply if path else None
+        dead = (path is not None and path.dead) or port_no in self.bfd_down
+        if port_no in self.bfd_down:
+            port.path = PATH_DEAD
+        if dead == port.path_dead:
+            return False
+        port.path_dead = dead
+        if dead:
+            self.events.add(now, "uplink-path-dead", dpid=self.dpid, uplink=port.name, by=source)
+            if self.flaps.link_down(port_no, now) and not port.held:
+                port.held = True
+                self.events.add(now, "uplink-held", dpid=self.dpid, uplink=port.name)
+        else:
+            self.events.add(now, "uplink-path-up", dpid=self.dpid, uplink=port.name, by=source)
+        return True
 
     def _track_targets(self, now: float) -> None:
         assert self.prober is not None

@@ -283,3 +283,41 @@ def test_a_port_status_keeps_the_path_dead_verdict():
     assert core.placement.ports[1].path_dead
     core.port_status("modify", Port(1, "up1", live=True, speed_bps=10**9), 3.0)
     assert core.placement.ports[1].path_dead and not core.placement.ports[1].usable
+
+
+# ---- OVS BFD (OVSDB bfd_status) -------------------------------------------------------
+
+
+def bfd_bridge():
+    core = BridgeCore(1, ["up*"])
+    ports = [Port(OFPP_LOCAL, "hv1"), Port(1, "up1"), Port(2, "up2"), Port(3, "vm1")]
+    core.connect(ports, [], [], {}, now=0.0)
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 0.1)
+    core.placement.move(MAC1, 0, 1, 0.2, "manual")
+    return core
+
+
+def test_bfd_down_drains_the_uplink_and_bfd_up_restores_it():
+    core = bfd_bridge()
+    out = core.bfd_update({"up1": "down", "up2": "up"}, 1.0)
+    port = core.placement.ports[1]
+    assert port.path_dead and port.path == PATH_DEAD and not port.usable
+    assert [(m.old_uplink, m.new_uplink) for m in out.moves] == [(1, 2)]
+    assert core.bfd_update({"up1": "down", "up2": "up"}, 1.5).moves == []  # no change
+    out = core.bfd_update({"up1": "up", "up2": "up"}, 2.0)
+    assert not port.path_dead and port.usable and port.path == "off"
+    assert core.events.counters["uplink-path-up"] == 1
+
+
+def test_bfd_never_takes_the_last_uplink():
+    core = bfd_bridge()
+    core.bfd_update({"up1": "down", "up2": "down"}, 1.0)
+    dead = [p.name for p in core.placement.uplinks if p.path_dead]
+    assert dead == ["up1"]  # up2 stays: a switch without BFD must not cut the host off
+    assert core.events.counters["bfd_down_ignored_last_uplink"] == 1
+
+
+def test_uplinks_without_bfd_are_not_affected():
+    core = bfd_bridge()
+    assert core.bfd_update({}, 1.0).moves == []
+    assert all(p.usable for p in core.placement.uplinks)
