@@ -158,7 +158,9 @@ def health_view(app: ControllerApi) -> dict:
         for name in v.held_uplinks:
             problems.append(f"uplink {name} of bridge {v.label} is held down (flapping)")
         for name in v.path_dead_uplinks:
-            problems.append(f"uplink {name} of bridge {v.label} is path-dead (no probe replies)")
+            problems.append(
+                f"uplink {name} of bridge {v.label} is path-dead (probes unanswered or BFD down)"
+            )
         for target in getattr(core, "unreachable", ()):
             problems.append(
                 f"probe target {target} is unreachable from every uplink of bridge {v.label} "

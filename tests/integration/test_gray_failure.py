@@ -92,7 +92,7 @@ def ping_through_failure(net, vm, uplink, seconds=4.0, fail_after=1.0):
     run; on a busy 2-core machine ping sends less often than every 10 ms, so counting
     missing sequence numbers would understate it."""
     pinger = net.get(vm).popen(
-        ["ping", "-D", "-n", "-i", "0.01", "-w", str(seconds), "-W", "1", "10.0.0.202"]
+        ["ping", "-D", "-n", "-i", "0.01", "-w", str(int(seconds)), "-W", "1", "10.0.0.202"]
     )
     time.sleep(fail_after)
     gray_fail(uplink)
@@ -100,6 +100,7 @@ def ping_through_failure(net, vm, uplink, seconds=4.0, fail_after=1.0):
     out, _ = pinger.communicate(timeout=seconds + 20)
     out = out.decode() if isinstance(out, bytes) else out
     sent, received, _ = h.loss_window_ms(out, 10.0)
+    assert sent >= 100, out[-500:]  # the ping itself ran
     stamps = [t for t, _ in h.reply_times(out)]
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     gaps.append(max(0.0, min(end, time.time()) - stamps[-1]) if stamps else seconds)

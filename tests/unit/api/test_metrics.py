@@ -134,3 +134,14 @@ def test_broken_state_does_not_break_the_scrape(caplog):
 def test_wrong_method():
     resp = Client().post("/metrics")
     assert resp.status_int == 405 and resp.headers["Allow"] == "GET, HEAD"
+
+
+def test_path_up_only_for_uplinks_with_a_probe_verdict():
+    client = Client()
+    ports = client.app.bridges[1].placement.ports
+    ports[1].path, ports[1].path_dead = "dead", True
+    ports[2].path = "up"
+    s = samples(client)
+    assert s[("slb_uplink_path_up", up("0x1", "hv1", "hv1-eth1"))] == 0
+    assert s[("slb_uplink_path_up", up("0x1", "hv1", "hv1-eth2"))] == 1
+    assert ("slb_uplink_path_up", up("0x2", "hv2", "hv2-eth1")) not in s  # probing off
