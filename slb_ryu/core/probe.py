@@ -138,13 +138,21 @@ class PathProber:
                 path.misses = path.good = 0
                 path.replied = path.sent = False
         judged = {p: self.path(p) for p in sorted(live)}
-        for path in judged.values():
+        answered = {p for p, path in judged.items() if path.sent and path.replied}
+        vouching = {p for p in answered if not judged[p].dead}
+        for port_no, path in judged.items():
             if not path.sent:
                 continue
             if path.replied:
                 path.misses, path.good = 0, path.good + 1
             else:
-                path.misses, path.good = path.misses + 1, 0
+                path.good = 0
+                # A miss counts only while another uplink (not dead itself) got a reply
+                # in the same round: rounds nobody answered (target down, rebooting)
+                # must not accumulate, or the first round after the target returns
+                # would kill whichever uplink's reply happened to come late.
+                if vouching - {port_no}:
+                    path.misses += 1
         self._count_targets(any(p.sent for p in judged.values()))
         changes = self.last_changes = self._decide(judged)
         for path in judged.values():
@@ -154,9 +162,7 @@ class PathProber:
     def _decide(self, judged: dict[int, UplinkPath]) -> list[tuple[int, str, str]]:
         # Only an uplink that is not dead itself vouches for the fabric: a dead one still
         # proving itself must not kill the last good uplink (all would be dead).
-        reached = [
-            p for p, path in judged.items() if path.sent and path.misses == 0 and not path.dead
-        ]
+        reached = [p for p, path in judged.items() if path.sent and path.replied and not path.dead]
         changes = []
         for port_no, path in judged.items():
             if not path.sent:

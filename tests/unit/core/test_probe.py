@@ -321,3 +321,18 @@ def test_uplinks_without_bfd_are_not_affected():
     core = bfd_bridge()
     assert core.bfd_update({}, 1.0).moves == []
     assert all(p.usable for p in core.placement.uplinks)
+
+
+def test_rounds_nobody_answers_do_not_count_as_misses():
+    """Target down for a while, then back with uplink 2's reply one round late: uplink 2
+    must not die for the silent rounds (they say nothing about its path)."""
+    prober = PathProber(1, (GW,), PARAMS)
+    changes = run(prober, [{1, 2}] + [set()] * 10 + [{1}, {1, 2}, {1, 2}])
+    assert [c for c in changes if c[3] == PATH_DEAD] == []
+    assert prober.state(2) == PATH_UP
+
+
+def test_misses_interrupted_by_a_silent_round_still_add_up():
+    prober = PathProber(1, (GW,), PARAMS)
+    changes = run(prober, [{1, 2}, {1}, set(), {1}, {1}])
+    assert changes[-1] == (5, 2, PATH_UP, PATH_DEAD)
