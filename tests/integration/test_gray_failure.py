@@ -229,6 +229,10 @@ def test_probe_target_down_moves_nothing_and_health_names_it(net):
         finally:
             r1.cmd(f"ip link set {intf} up")
         h.wait_until(lambda: health(ctl)["status"] == "ok", timeout=10, desc="health ok again")
+        time.sleep(1.0)  # the target's return must not kill an uplink whose reply was late
+        assert ctl.get_json("/slb/v1/events?type=uplink-path-dead") == []
+        events = ctl.get_json("/slb/v1/events?type=probe-target-unreachable,probe-target-reachable")
+        assert [e["type"] for e in events] == ["probe-target-unreachable", "probe-target-reachable"]
     finally:
         stop(ctl)
 
