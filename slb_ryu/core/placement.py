@@ -285,7 +285,7 @@ class BridgePlacement:
             state = (
                 "held down (flapping)"
                 if port.held
-                else "path-dead (no probe replies)"
+                else "path-dead (probes unanswered or BFD down)"
                 if port.path_dead
                 else "down"
             )

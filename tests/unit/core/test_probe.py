@@ -336,3 +336,12 @@ def test_misses_interrupted_by_a_silent_round_still_add_up():
     prober = PathProber(1, (GW,), PARAMS)
     changes = run(prober, [{1, 2}, {1}, set(), {1}, {1}])
     assert changes[-1] == (5, 2, PATH_UP, PATH_DEAD)
+
+
+def test_manual_move_to_a_path_dead_uplink_is_a_conflict_that_says_why():
+    from slb_ryu.core.errors import Conflict
+
+    core = bfd_bridge()
+    core.bfd_update({"up1": "down"}, 1.0)
+    with pytest.raises(Conflict, match="up1 is path-dead"):
+        core.move(MAC1, 0, "up1", 2.0, None)
