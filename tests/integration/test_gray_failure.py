@@ -309,3 +309,40 @@ def test_soak_under_iperf3_load_no_false_path_deaths(net):
             if p.poll() is None:
                 p.kill()
         stop(ctl)
+
+
+def test_ovs_bfd_down_makes_the_uplink_path_dead(net):
+    """[slb] bfd: both ends of gfhv1-eth1 run OVS BFD (hypervisor uplink and ToR port);
+    turning BFD off on the ToR side takes the session down: the uplink is drained."""
+    uplink = UPLINKS[0]
+    tor, tor_port = tor_of(uplink)
+    tor_intf = f"{tor}-eth{tor_port}"
+    ctl = controller(BASE + "bfd = true\n")
+
+    def bfd(intf, on):
+        h.sh(["ovs-vsctl", "set", "interface", intf, f"bfd:enable={'true' if on else 'false'}"])
+
+    try:
+        learned(net, ctl)
+        for intf in (uplink, tor_intf):
+            bfd(intf, True)
+        h.wait_until(
+            lambda: re.search(
+                r"[{ ,]state=up", h.sh(["ovs-vsctl", "get", "interface", uplink, "bfd_status"])
+            ),
+            timeout=15,
+            desc="BFD session up",
+        )
+        mac = net.get(VMS[0]).MAC()
+        ctl.request("POST", f"/slb/v1/placement/{mac}/move", {"uplink": uplink})
+        bfd(tor_intf, False)
+        h.wait_until(lambda: ctl.uplinks()[uplink]["path"] == "dead", timeout=10, desc="dead")
+        assert ctl.placement()[mac]["uplink"] != uplink
+        events = ctl.get_json("/slb/v1/events?type=uplink-path-dead")
+        assert [(e["uplink"], e["by"]) for e in events] == [(uplink, "bfd")]
+        bfd(tor_intf, True)
+        h.wait_until(lambda: ctl.uplinks()[uplink]["usable"], timeout=15, desc="BFD back up")
+    finally:
+        for intf in (uplink, tor_intf):
+            bfd(intf, False)
+        stop(ctl)
