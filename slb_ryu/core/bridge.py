@@ -223,14 +223,16 @@ class BridgeCore:
         out = self._apply(self.placement.repair(now), now) if drained else Output()
         return out, self.prober.requests(live)
 
-    def bfd_update(self, states: dict[str, str], now: float) -> Output:
-        """OVSDB `bfd_status` state by interface name (BFD-enabled uplinks only): 'down'
-        makes an uplink path-dead, anything else clears it. Like probing, it never takes
-        the last uplink that is not path-dead (a switch that does not speak BFD at all
-        leaves every session down: that must not cut the host off)."""
+    def bfd_update(self, sessions: dict[str, tuple[str, int]], now: float) -> Output:
+        """OVSDB `bfd_status` (state, flap_count) by interface name, BFD-enabled uplinks
+        only. A session that has been up (flap_count > 0) and is now 'down' or 'init'
+        makes the uplink path-dead; 'up', 'admin_down' (the peer asks not to be judged,
+        RFC 5880) or a session never up (a switch without BFD, still starting) do not.
+        Like probing, it never takes the last uplink that is not path-dead."""
         drained = False
         for port in self.placement.uplinks:
-            down = states.get(port.name) == "down"
+            state, flaps = sessions.get(port.name, ("", 0))
+            down = state in ("down", "init") and flaps > 0
             if down and port.port_no not in self.bfd_down:
                 others = [p for p in self.placement.live_uplinks if p is not port]
                 if not any(not p.path_dead for p in others):

@@ -31,10 +31,11 @@ def port_tags(bridge: str, timeout: float = 3.0) -> dict[str, int]:
     return tags
 
 
-def bfd_states(interfaces: list[str], timeout: float = 3.0) -> dict[str, str]:
-    """{interface: BFD state ('up', 'down', 'init', 'admin_down')} for those of
-    `interfaces` with BFD enabled (`ovs-vsctl set interface eth1 bfd:enable=true`);
-    interfaces without BFD are left out. OpenFlow does not carry BFD state."""
+def bfd_states(interfaces: list[str], timeout: float = 3.0) -> dict[str, tuple[str, int]]:
+    """{interface: (BFD state, flap_count)} for those of `interfaces` with BFD enabled
+    (`ovs-vsctl set interface eth1 bfd:enable=true`); state is 'up', 'down', 'init' or
+    'admin_down', flap_count how often the session went up or down since it was enabled
+    (0: never up). Interfaces without BFD are left out. OpenFlow does not carry BFD."""
     if not interfaces:
         return {}
     cmd = ["ovs-vsctl", f"--timeout={int(timeout)}", "--format=json", "--"]
@@ -51,7 +52,11 @@ def bfd_states(interfaces: list[str], timeout: float = 3.0) -> dict[str, str]:
         except (TypeError, ValueError):
             continue
         if isinstance(status.get("state"), str):
-            states[str(name)] = status["state"]
+            try:
+                flaps = int(status.get("flap_count", 0))
+            except (TypeError, ValueError):
+                flaps = 0
+            states[str(name)] = (status["state"], flaps)
     return states
 
 

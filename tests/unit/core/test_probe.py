@@ -299,27 +299,29 @@ def bfd_bridge():
 
 def test_bfd_down_drains_the_uplink_and_bfd_up_restores_it():
     core = bfd_bridge()
-    out = core.bfd_update({"up1": "down", "up2": "up"}, 1.0)
+    out = core.bfd_update({"up1": ("down", 2), "up2": ("up", 1)}, 1.0)
     port = core.placement.ports[1]
     assert port.path_dead and port.path == PATH_DEAD and not port.usable
     assert [(m.old_uplink, m.new_uplink) for m in out.moves] == [(1, 2)]
-    assert core.bfd_update({"up1": "down", "up2": "up"}, 1.5).moves == []  # no change
-    out = core.bfd_update({"up1": "up", "up2": "up"}, 2.0)
+    assert core.bfd_update({"up1": ("init", 3), "up2": ("up", 1)}, 1.5).moves == []  # still
+    out = core.bfd_update({"up1": ("up", 4), "up2": ("up", 1)}, 2.0)
     assert not port.path_dead and port.usable and port.path == "off"
     assert core.events.counters["uplink-path-up"] == 1
 
 
 def test_bfd_never_takes_the_last_uplink():
     core = bfd_bridge()
-    core.bfd_update({"up1": "down", "up2": "down"}, 1.0)
+    core.bfd_update({"up1": ("down", 2), "up2": ("down", 2)}, 1.0)
     dead = [p.name for p in core.placement.uplinks if p.path_dead]
     assert dead == ["up1"]  # up2 stays: a switch without BFD must not cut the host off
     assert core.events.counters["bfd_down_ignored_last_uplink"] == 1
 
 
-def test_uplinks_without_bfd_are_not_affected():
+def test_uplinks_without_bfd_or_with_a_session_never_up_or_admin_down_are_not_affected():
     core = bfd_bridge()
     assert core.bfd_update({}, 1.0).moves == []
+    assert core.bfd_update({"up1": ("down", 0)}, 1.1).moves == []  # never up: no BFD peer
+    assert core.bfd_update({"up1": ("admin_down", 3)}, 1.2).moves == []
     assert all(p.usable for p in core.placement.uplinks)
 
 
@@ -342,6 +344,6 @@ def test_manual_move_to_a_path_dead_uplink_is_a_conflict_that_says_why():
     from slb_ryu.core.errors import Conflict
 
     core = bfd_bridge()
-    core.bfd_update({"up1": "down"}, 1.0)
+    core.bfd_update({"up1": ("down", 2)}, 1.0)
     with pytest.raises(Conflict, match="up1 is path-dead"):
         core.move(MAC1, 0, "up1", 2.0, None)

@@ -22,16 +22,16 @@ def test_bfd_states_only_for_interfaces_with_bfd(monkeypatch):
     calls = fake_run(
         monkeypatch,
         [
-            [
-                "eth1",
-                ["map", [["diagnostic", "Control Detection Time Expired"], ["state", "down"]]],
-            ],
+            ["eth1", ["map", [["flap_count", "2"], ["state", "down"]]]],
             ["eth2", ["map", [["state", "up"], ["forwarding", "true"]]]],
             ["eth3", ["map", []]],  # BFD not enabled
             ["eth4", "garbage"],
         ],
     )
-    assert ovsdb.bfd_states(["eth1", "eth2", "eth3", "eth4"]) == {"eth1": "down", "eth2": "up"}
+    assert ovsdb.bfd_states(["eth1", "eth2", "eth3", "eth4"]) == {
+        "eth1": ("down", 2),
+        "eth2": ("up", 0),
+    }
     assert calls[0][-5:] == ["Interface", "eth1", "eth2", "eth3", "eth4"]
     assert ovsdb.bfd_states([]) == {}
 
