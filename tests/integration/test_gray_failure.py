@@ -333,6 +333,8 @@ def test_ovs_bfd_down_makes_the_uplink_path_dead(net):
             timeout=15,
             desc="BFD session up",
         )
+        # Bringing the sessions up (down, then init, with flap_count 0) drained nothing.
+        assert ctl.get_json("/slb/v1/events?type=uplink-path-dead") == []
         mac = net.get(VMS[0]).MAC()
         ctl.request("POST", f"/slb/v1/placement/{mac}/move", {"uplink": uplink})
         bfd(tor_intf, False)
