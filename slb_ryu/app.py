@@ -26,11 +26,13 @@ from slb_ryu.core.bridge import BridgeCore, LearningPackets, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.jobs import Supervisor
 from slb_ryu.core.placement import Move, Port
-from slb_ryu.openflow import errors, frames, learning_packets, ovsdb
+from slb_ryu.core.probe import PATH_DEAD, ProbeParams
+from slb_ryu.openflow import errors, frames, learning_packets, ovsdb, probe_packets
 from slb_ryu.openflow import messages as ofmsgs
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
+BFD_POLL = 0.5  # seconds between OVSDB bfd_status reads ([slb] bfd)
 options.register(CONF)
 
 
@@ -81,6 +83,13 @@ class SlbApp(app_manager.RyuApp):
         self.next_rebalance_at: float | None = None  # time.monotonic() of the next run
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         self.threads.append(hub.spawn(self._timers))
+        self.probe_params = ProbeParams(
+            self.settings.probe_interval, self.settings.probe_misses, self.settings.probe_recover
+        )
+        if self.settings.probe_targets or self.settings.bridge_probe_targets:
+            self.threads.append(hub.spawn(self._probe_loop))
+        if self.settings.bfd:
+            self.threads.append(hub.spawn(self._bfd_loop))
 
     # ---- connection and handshake ------------------------------------------------------
 
@@ -169,6 +178,8 @@ class SlbApp(app_manager.RyuApp):
                 speeds=self.settings.uplink_speeds,
                 limits=self.limits,
                 access_vlans=self._access_vlans(name),
+                probe_targets=self.settings.probe_targets_for(dp.id, name),
+                probe_params=self.probe_params,
             )
             self.bridges[dp.id] = core
             self.logger.info("bridge %s (dpid %016x): uplinks %s", name, dp.id, patterns)
@@ -212,6 +223,60 @@ class SlbApp(app_manager.RyuApp):
             if rebalance and now >= next_rebalance:
                 next_rebalance = self.next_rebalance_at = now + rebalance
                 self.jobs.run("rebalance", self.request_rebalance, None)
+
+    def _probe_loop(self) -> None:
+        """Path probing (core/probe.py) on its own schedule: probe_interval is sub-second,
+        finer than the shared timer loop, and a late round would look like a miss."""
+        interval = self.settings.probe_interval
+        due = time.monotonic()
+        while True:
+            due += interval
+            hub.sleep(max(0.0, due - time.monotonic()))
+            if time.monotonic() - due > interval:  # we fell behind: skip, do not burst
+                due = time.monotonic()
+            self.jobs.run("probe", self._probe_all)
+
+    def _probe_all(self) -> None:
+        for dpid, core in list(self.bridges.items()):
+            dp = self.datapaths.get(dpid)
+            if dp is None or not core.synced or core.prober is None:
+                continue
+            out, requests = core.probe_round(time.time())
+            for port_no, old, new in core.prober.last_changes:
+                if PATH_DEAD in (old, new):
+                    self.logger.warning(
+                        "bridge %s: uplink %s path %s -> %s (probe targets %s)",
+                        core.placement.label,
+                        core.placement.port_name(port_no),
+                        old,
+                        new,
+                        ", ".join(map(str, core.prober.targets)),
+                    )
+            self.send(dp, out)
+            for request in requests:
+                data = probe_packets.probe_frame(request)
+                dp.send_msg(ofmsgs.packet_out(dp, ofp.OFPP_CONTROLLER, request.port_no, data))
+            self.event_log.count("probe_requests_sent", len(requests))
+
+    def _bfd_loop(self) -> None:
+        while True:
+            hub.sleep(BFD_POLL)
+            self.jobs.run("ovsdb-bfd", self._bfd_all)
+
+    def _bfd_all(self) -> None:
+        """OVS BFD state of every uplink (OVSDB): a session that is down means path-dead."""
+        for dpid, core in list(self.bridges.items()):
+            dp = self.datapaths.get(dpid)
+            if dp is None or not core.synced:
+                continue
+            names = [p.name for p in core.placement.uplinks]
+            states = ovsdb.bfd_states(names)  # OvsdbError: the job supervisor logs it
+            out = core.bfd_update(states, time.time())
+            if out.moves or out.mods:
+                self.logger.warning(
+                    "bridge %s: BFD state of uplinks %s", core.placement.label, states
+                )
+            self.send(dp, out)
 
     def _tick(self) -> None:
         self.event_log.flush(time.time())  # summaries of rate-limited log lines
@@ -322,8 +387,12 @@ class SlbApp(app_manager.RyuApp):
         if frame is None or in_port is None:
             self.event_log.count("packet_in_malformed")
             return
+        kind = pipeline.cookie_kind(msg.cookie)
+        if kind == pipeline.KIND_PROBE:
+            core.probe_reply(in_port, frame.arp_spa, frame.vlan, time.time())
+            return
         out = core.packet_in(
-            pipeline.cookie_kind(msg.cookie),
+            kind,
             in_port,
             frame.src,
             frame.vlan,

@@ -28,6 +28,7 @@ from typing import Any
 from oslo_config import cfg, types
 
 from slb_ryu.core.bridge import Limits
+from slb_ryu.core.probe import ProbeTarget, parse_target
 from slb_ryu.core.rebalance import RebalanceParams
 
 GROUP = "slb"
@@ -147,10 +148,10 @@ def _uplinks(raw: list[str], problems: list[str]) -> tuple[str, ...]:
     return _port_names(raw, "uplinks", problems) if raw else ()
 
 
-def _bridge_key(raw: str, problems: list[str]) -> str | None:
+def _bridge_key(raw: str, problems: list[str], option: str = "bridge_uplinks") -> str | None:
     key = raw.strip().lower()
     if not key:
-        problems.append("[slb] bridge_uplinks: missing bridge name before '='")
+        problems.append(f"[slb] {option}: missing bridge name before '='")
         return None
     if key.startswith("0x") or key.isdigit():
         try:
@@ -158,10 +159,10 @@ def _bridge_key(raw: str, problems: list[str]) -> str | None:
         except ValueError:
             dpid = -1
         if not 0 <= dpid < 2**64:
-            problems.append(f"[slb] bridge_uplinks: bad datapath id {raw.strip()!r} (64 bits)")
+            problems.append(f"[slb] {option}: bad datapath id {raw.strip()!r} (64 bits)")
             return None
         return str(dpid)
-    return key if _name_ok(key, "bridge_uplinks", problems, "bridge name") else None
+    return key if _name_ok(key, option, problems, "bridge name") else None
 
 
 def _bridge_uplinks(raw: list[str], problems: list[str]) -> dict[str, tuple[str, ...]]:
@@ -186,6 +187,43 @@ def _bridge_uplinks(raw: list[str], problems: list[str]) -> dict[str, tuple[str,
             )
             continue
         per_bridge[key], lines[key] = uplinks, line
+    return per_bridge
+
+
+def _targets(items: Iterable[str], problems: list[str], option: str) -> tuple[ProbeTarget, ...]:
+    targets = []
+    for item in items:
+        if item.strip():
+            try:
+                targets.append(parse_target(item))
+            except ValueError as exc:
+                problems.append(f"[slb] {option}: {exc}")
+    return tuple(dict.fromkeys(targets))
+
+
+def _probe_targets(raw: list[str], problems: list[str]) -> tuple[ProbeTarget, ...]:
+    return _targets(raw or [], problems, "probe_targets")
+
+
+def _bridge_probe_targets(
+    raw: list[str], problems: list[str]
+) -> dict[str, tuple[ProbeTarget, ...]]:
+    per_bridge: dict[str, tuple[ProbeTarget, ...]] = {}
+    for line in raw or []:
+        if "=" not in line:
+            problems.append(
+                f"[slb] bridge_probe_targets: {line!r} is not of the form BRIDGE=IP[@VLAN],..."
+            )
+            continue
+        bridge, _, items = line.partition("=")
+        key = _bridge_key(bridge, problems, "bridge_probe_targets")
+        targets = _targets(items.split(","), problems, "bridge_probe_targets")
+        if key is None:
+            continue
+        if key in per_bridge:
+            problems.append(f"[slb] bridge_probe_targets: bridge {bridge.strip()!r} given twice")
+            continue
+        per_bridge[key] = targets
     return per_bridge
 
 
@@ -318,6 +356,31 @@ OPTS: list[cfg.Opt] = [
     _float("flap_hold", 30.0, 0, 3600, "Seconds of quiet before a held uplink is used again.",
            "longer than an hour runs the bond on one leg for no reason.",
            feeds="limits.flap_hold"),
+    _opt(
+        cfg.ListOpt("probe_targets", default=[], help="Path probing (gray failures): IPv4 "
+                    "addresses to ARP for out of every uplink, e.g. the default gateway; "
+                    "'IP@VLAN' probes on a tagged VLAN. Empty = off."),
+        "Unicast IPv4 only; VLAN in 1..4094.",
+        convert=_probe_targets,
+    ),
+    _opt(
+        cfg.MultiStrOpt("bridge_probe_targets", default=[], help="Per-bridge probe targets, "
+                        "one 'BRIDGE=IP[@VLAN],...' line per bridge (BRIDGE as in "
+                        "bridge_uplinks); overrides probe_targets for that bridge ('BRIDGE=' "
+                        "turns probing off there)."),
+        "The same bridge on two lines is refused.",
+        convert=_bridge_probe_targets,
+    ),
+    _float("probe_interval", 0.2, 0.05, 60, "Seconds between probe rounds (one ARP request "
+           "per target per uplink).", "faster floods the fabric with ARP, slower detects a "
+           "gray failure late."),
+    _int("probe_misses", 3, 1, 100, "Rounds in a row without a reply that make an uplink "
+         "path-dead (only while another uplink still gets replies).", ""),
+    _int("probe_recover", 5, 1, 1000, "Rounds in a row with a reply that bring a path-dead "
+         "uplink back.", ""),
+    _bool("bfd", False, "Read the OVS BFD state (OVSDB bfd_status) of the uplinks every "
+          "0.5 s: an uplink whose session went down is path-dead. Enable BFD per uplink with "
+          "'ovs-vsctl set interface eth1 bfd:enable=true' (the switch must speak BFD)."),
 ]
 # fmt: on
 BY_NAME = {opt.dest: opt for opt in OPTS}
@@ -360,6 +423,14 @@ def _uplinks_for(self: Any, dpid: int, name: str) -> tuple[str, ...]:
     return self.uplinks
 
 
+def _probe_targets_for(self: Any, dpid: int, name: str) -> tuple[ProbeTarget, ...]:
+    """Probe targets of one bridge: per-bridge entry by name or dpid, else the global."""
+    for key in (name.lower(), str(dpid)):
+        if key and key in self.bridge_probe_targets:
+            return self.bridge_probe_targets[key]
+    return self.probe_targets
+
+
 def _fed(self: Any, target: str) -> dict[str, Any]:
     return {
         o.feeds.partition(".")[2]: getattr(self, o.dest)
@@ -385,6 +456,7 @@ Settings = make_dataclass(
     namespace={
         "__doc__": "Validated [slb] options, one field per entry of OPTS.",
         "uplinks_for": _uplinks_for,
+        "probe_targets_for": _probe_targets_for,
         "rebalance_params": _rebalance_params,
         "limits": _limits,
     },

@@ -106,7 +106,13 @@ class SlbCollector:
         )
         usable = GaugeMetricFamily(
             "slb_uplink_usable",
-            "1 when the uplink carries traffic: live, not held, not drained",
+            "1 when the uplink carries traffic: live, not held, not drained, path not dead",
+            labels=UPLINK_LABELS,
+        )
+        path_up = GaugeMetricFamily(
+            "slb_uplink_path_up",
+            "Path probing: 1 when probes through the uplink get replies, 0 when path-dead "
+            "(absent while probing is off or has no verdict yet)",
             labels=UPLINK_LABELS,
         )
         active = GaugeMetricFamily(
@@ -154,6 +160,8 @@ class SlbCollector:
                 held.add_metric(labels, 1 if v.held else 0)
                 drained.add_metric(labels, 1 if v.drained else 0)
                 usable.add_metric(labels, 1 if v.usable else 0)
+                if v.path in ("up", "dead"):
+                    path_up.add_metric(labels, 1 if v.path == "up" else 0)
                 active.add_metric(labels, 1 if v.active else 0)
                 speed.add_metric(labels, v.speed_bps)
                 macs.add_metric(labels, v.macs)
@@ -161,7 +169,8 @@ class SlbCollector:
                 load_rx.add_metric(labels, v.rx_bytes_per_s)
                 tx_bytes.add_metric(labels, v.tx_bytes)
                 rx_bytes.add_metric(labels, v.rx_bytes)
-        yield from (connected, synced, bridge_macs, up, held, drained, usable, active, speed, macs)
+        yield from (connected, synced, bridge_macs, up, held, drained, usable, path_up, active)
+        yield from (speed, macs)
         yield from (load_tx, load_rx, tx_bytes, rx_bytes)
 
         moves = CounterMetricFamily(

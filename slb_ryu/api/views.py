@@ -162,6 +162,15 @@ def health_view(app: ControllerApi) -> dict:
             problems.append(f"bridge {v.label} has no usable uplink")
         for name in v.held_uplinks:
             problems.append(f"uplink {name} of bridge {v.label} is held down (flapping)")
+        for name in v.path_dead_uplinks:
+            problems.append(
+                f"uplink {name} of bridge {v.label} is path-dead (probes unanswered or BFD down)"
+            )
+        for target in getattr(core, "unreachable", ()):
+            problems.append(
+                f"probe target {target} is unreachable from every uplink of bridge {v.label} "
+                "(nothing moved: the target or the whole fabric is down)"
+            )
     problems += app.job_problems()
     return {
         "status": "degraded" if problems else "ok",

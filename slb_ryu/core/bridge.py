@@ -32,6 +32,16 @@ from slb_ryu.core.placement import (
     Port,
     normalise_mac,
 )
+from slb_ryu.core.probe import (
+    DEFAULT_PROBE,
+    PATH_DEAD,
+    PATH_UNKNOWN,
+    PathProber,
+    ProbeParams,
+    ProbeRequest,
+    ProbeTarget,
+    meter_rate,
+)
 from slb_ryu.core.rebalance import (
     DEFAULT_PARAMS,
     MacLoad,
@@ -98,6 +108,8 @@ class BridgeCore:
         speeds: dict[str, int] | None = None,
         limits: Limits = Limits(),
         access_vlans: dict[str, int] | None = None,
+        probe_targets: Iterable[ProbeTarget] = (),
+        probe_params: ProbeParams = DEFAULT_PROBE,
     ) -> None:
         self.placement = BridgePlacement(dpid, tuple(uplink_patterns))
         self.placement.max_macs_per_port = limits.max_macs_per_port
@@ -113,6 +125,11 @@ class BridgeCore:
         self.switch = SwitchState()
         self.reinjected: dict[tuple[str, int], int] = {}
         self.synced = False
+        targets = tuple(probe_targets)
+        self.prober = PathProber(dpid, targets, probe_params) if targets else None
+        self.placement.probing = self.prober is not None
+        self.unreachable: tuple[ProbeTarget, ...] = ()
+        self.bfd_down: set[int] = set()  # uplinks whose OVS BFD session is down
 
     @property
     def dpid(self) -> int:
@@ -145,7 +162,9 @@ class BridgeCore:
         self.switch.reset(flows, switch_groups, switch_meters)
         out = Output()
         groups = pipeline.groups(self.placement)
-        out.mods += self.switch.sync_meters(pipeline.meters(self.limits.packet_in_rate))
+        out.mods += self.switch.sync_meters(
+            pipeline.meters(self.limits.packet_in_rate, self._probe_meter_rate())
+        )
         out.mods += self.switch.sync_groups(groups)
         out.mods += self.switch.sync_all(pipeline.desired_flows(self.placement).values())
         out.mods += self.switch.stale_groups(groups)
@@ -186,6 +205,89 @@ class BridgeCore:
         if not released:
             return Output()
         return self._apply(self.placement.repair(now), now)
+
+    # ---- path probing (core/probe.py) -------------------------------------------------
+
+    def _probe_meter_rate(self) -> int:
+        if self.prober is None:
+            return 0
+        p = self.prober
+        return meter_rate(len(p.targets), len(self.placement.uplinks), p.params.interval)
+
+    def probe_round(self, now: float) -> tuple[Output, list[ProbeRequest]]:
+        """Probe timer: judge the round that ended (drain path-dead uplinks, restore
+        recovered ones, exactly like a carrier change) and return the next probes."""
+        if self.prober is None or not self.synced:
+            return Output(), []
+        live = [p.port_no for p in self.placement.uplinks if p.live]
+        self.prober.round(now, live)
+        changed = False
+        for port in self.placement.uplinks:
+            changed |= self._update_path(port.port_no, now, "probe")
+        self._track_targets(now)
+        out = self._apply(self.placement.repair(now), now) if changed else Output()
+        return out, self.prober.requests(live)
+
+    def bfd_update(self, sessions: dict[str, tuple[str, int]], now: float) -> Output:
+        """OVSDB `bfd_status` (state, flap_count) by interface name, BFD-enabled uplinks
+        only. A session that has been up (flap_count > 0) and is now 'down' or 'init'
+        makes the uplink path-dead; 'up', 'admin_down' (the peer asks not to be judged,
+        RFC 5880) or a session never up (a switch without BFD, still starting) do not.
+        Like probing, it never takes the last uplink that is not path-dead."""
+        changed = False
+        for port in self.placement.uplinks:
+            state, flaps = sessions.get(port.name, ("", 0))
+            down = state in ("down", "init") and flaps > 0
+            if down and port.port_no not in self.bfd_down:
+                others = [p for p in self.placement.live_uplinks if p is not port]
+                if not any(not p.path_dead for p in others):
+                    self.events.count("bfd_down_ignored_last_uplink")
+                    continue
+                self.bfd_down.add(port.port_no)
+            elif not down:
+                self.bfd_down.discard(port.port_no)
+            changed |= self._update_path(port.port_no, now, "bfd")
+        return self._apply(self.placement.repair(now), now) if changed else Output()
+
+    def _update_path(self, port_no: int, now: float, source: str) -> bool:
+        """Recompute one uplink's path-dead flag from probing and BFD; True if it changed
+        (the caller then repairs placement, as after a carrier change)."""
+        port = self.placement.ports.get(port_no)
+        if port is None:
+            return False
+        path = self.prober.paths.get(port_no) if self.prober else None
+        port.path = path.state if path else (PATH_UNKNOWN if self.prober else "off")
+        port.last_reply = path.last_reply if path else None
+        dead = (path is not None and path.dead) or port_no in self.bfd_down
+        if port_no in self.bfd_down:
+            port.path = PATH_DEAD
+        if dead == port.path_dead:
+            return False
+        port.path_dead = dead
+        if dead:
+            self.events.add(now, "uplink-path-dead", dpid=self.dpid, uplink=port.name, by=source)
+            if self.flaps.link_down(port_no, now) and not port.held:
+                port.held = True
+                self.events.add(now, "uplink-held", dpid=self.dpid, uplink=port.name)
+        else:
+            self.events.add(now, "uplink-path-up", dpid=self.dpid, uplink=port.name, by=source)
+        return True
+
+    def _track_targets(self, now: float) -> None:
+        assert self.prober is not None
+        unreachable = tuple(self.prober.unreachable())
+        for target in set(unreachable) - set(self.unreachable):
+            self.events.add(now, "probe-target-unreachable", dpid=self.dpid, target=str(target))
+        for target in set(self.unreachable) - set(unreachable):
+            self.events.add(now, "probe-target-reachable", dpid=self.dpid, target=str(target))
+        self.unreachable = unreachable
+
+    def probe_reply(self, in_port: int, ip: str | None, vlan: int, now: float) -> None:
+        """An ARP reply punted by a probe flow: counts for the uplink it arrived on."""
+        if self.prober is not None and ip and self.prober.reply(in_port, ip, vlan, now):
+            self.events.count("probe_replies")
+        else:
+            self.events.count("probe_replies_unexpected")
 
     # ---- packets ---------------------------------------------------------------------
 

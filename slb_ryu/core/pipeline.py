@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from slb_ryu.core.placement import BridgePlacement, MacEntry
+from slb_ryu.core.probe import PROBE_MAC_PREFIX, probe_mac
 
 # Tables.
 TABLE_CLASSIFY = 0  # uplink or local ingress
@@ -33,6 +34,7 @@ KIND_FLOOD = 0x08
 KIND_TO_UPLINK = 0x09
 KIND_DROP = 0x0A
 KIND_MIGRATION = 0x0B
+KIND_PROBE = 0x0C  # path probing (core/probe.py): replies punted, other probe frames dropped
 FLAG_PINNED = 0x01
 
 
@@ -63,6 +65,9 @@ FLOOD_GROUP = FLOOD_GROUP_BASE
 
 # The meter on every flow that sends unsolicited packets to the controller.
 METER_ID = 1
+# Probe replies have their own meter: a packet-in flood on METER_ID must not starve
+# them (that would make uplinks look path-dead).
+PROBE_METER_ID = 2
 
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 LINK_LOCAL_MULTICAST = ("01:80:c2:00:00:00", "ff:ff:ff:ff:ff:f0")
@@ -177,6 +182,7 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
                 ),
                 FlowSpec(TABLE_CLASSIFY, 90, match(in_port=port.port_no), cookie(KIND_DROP)),
             ]
+    flows += probe_flows(bridge)
     in_use = vlans(bridge)
     for vlan in in_use:
         vid = vlan_vid(vlan)
@@ -217,6 +223,36 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
                     actions=(("group", FLOOD_GROUP_BASE + vlan), ("group", port_no)),
                 )
             )
+    return flows
+
+
+def probe_flows(bridge: BridgePlacement) -> list[FlowSpec]:
+    """Path probing (core/probe.py), when on: punt ARP replies to an uplink's own probe
+    MAC arriving on that uplink (metered, its own meter), so a reply on U counts for U;
+    drop every other frame to or from a probe MAC (ours reflected through the other
+    switch, or another host's) so probes never reach a VM nor get learned."""
+    if not bridge.probing:
+        return []
+    flows = [
+        FlowSpec(TABLE_CLASSIFY, 140, match(eth_dst=PROBE_MAC_PREFIX), cookie(KIND_PROBE)),
+        FlowSpec(TABLE_CLASSIFY, 140, match(eth_src=PROBE_MAC_PREFIX), cookie(KIND_PROBE)),
+    ]
+    for uplink in bridge.uplinks:
+        flows.append(
+            FlowSpec(
+                TABLE_CLASSIFY,
+                150,
+                match(
+                    in_port=uplink.port_no,
+                    eth_dst=probe_mac(bridge.dpid, uplink.port_no),
+                    eth_type=0x0806,
+                    arp_op=2,
+                ),
+                cookie(KIND_PROBE),
+                actions=(("controller", SNOOP_MAX_LEN),),
+                meter=PROBE_METER_ID,
+            )
+        )
     return flows
 
 
@@ -278,7 +314,8 @@ def groups(bridge: BridgePlacement) -> list[GroupSpec]:
     """A fast-failover group per uplink and a flood group per VLAN.
 
     Fast failover: the uplink itself first, then the others in port order; uplinks held
-    down for flapping or drained are left out so the datapath cannot fall back onto them.
+    down for flapping, drained or path-dead are left out so the datapath cannot fall back
+    onto them.
     """
     uplinks = [p.port_no for p in bridge.uplinks if not p.withdrawn]
     specs = []
@@ -301,8 +338,12 @@ def groups(bridge: BridgePlacement) -> list[GroupSpec]:
     return specs
 
 
-def meters(rate_pps: int) -> list[MeterSpec]:
-    return [MeterSpec(METER_ID, rate_pps, rate_pps)]
+def meters(rate_pps: int, probe_pps: int = 0) -> list[MeterSpec]:
+    """The packet-in meter, and the probe-reply meter when probing is on."""
+    specs = [MeterSpec(METER_ID, rate_pps, rate_pps)]
+    if probe_pps:
+        specs.append(MeterSpec(PROBE_METER_ID, probe_pps, probe_pps))
+    return specs
 
 
 def desired_flows(bridge: BridgePlacement) -> dict[tuple, FlowSpec]:

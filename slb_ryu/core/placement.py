@@ -42,17 +42,20 @@ class Port:
     held: bool = False  # a flapping uplink held out of service
     drained: bool = False  # taken out of service by the operator (maintenance)
     vlan: int = 0  # access VLAN of a local port (OVSDB tag); 0 = untagged / trunk
+    path_dead: bool = False  # carrier up but probes get no reply (core/probe.py)
+    path: str = "off"  # probe verdict: off, unknown, up, dead
+    last_reply: float | None = None  # time of the last probe reply through it
 
     @property
     def usable(self) -> bool:
-        """Carries traffic: link up, not held down for flapping, not drained."""
+        """Carries traffic: link up and not withdrawn (held, drained or path-dead)."""
         return self.live and not self.withdrawn
 
     @property
     def withdrawn(self) -> bool:
-        """Out of service by decision (flap hold, drain), whatever its link says: such an
-        uplink is also left out of the datapath's fast-failover groups."""
-        return self.held or self.drained
+        """Out of service by decision (flap hold, operator drain, dead path), whatever its
+        carrier says: the datapath's fast-failover groups must not fall back onto it."""
+        return self.held or self.drained or self.path_dead
 
 
 @dataclass
@@ -128,6 +131,7 @@ class BridgePlacement:
         self.macs: dict[tuple[str, int], MacEntry] = {}
         self.active_uplink: int | None = None
         self.max_macs_per_port = 0  # 0 = unlimited
+        self.probing = False  # path probing on: pipeline.probe_flows adds its flows
         self._per_port: collections.Counter[int] = collections.Counter()
         self._per_vlan: collections.Counter[int] = collections.Counter()
 
@@ -188,6 +192,7 @@ class BridgePlacement:
             port.speed_bps = port.speed_bps or old.speed_bps
             port.tx_bytes, port.rx_bytes = old.tx_bytes, old.rx_bytes
             port.vlan = port.vlan or old.vlan
+            port.path_dead, port.path, port.last_reply = old.path_dead, old.path, old.last_reply
         return port
 
     def set_ports(self, ports: Iterable[Port], now: float) -> list[Move]:
@@ -280,8 +285,15 @@ class BridgePlacement:
         if port is None or not port.uplink:
             raise Invalid(f"port {uplink} is not an uplink of bridge {self.label}")
         if not port.usable:
-            state = "held down (flapping)" if port.held else "down"
-            state = "drained (maintenance)" if port.drained else state
+            state = (
+                "held down (flapping)"
+                if port.held
+                else "drained (maintenance)"
+                if port.drained
+                else "path-dead (probes unanswered or BFD down)"
+                if port.path_dead
+                else "down"
+            )
             raise Conflict(f"uplink {port.name} is {state}: cannot move {mac} there")
         if pin is not None:
             entry.pinned = pin

@@ -3,7 +3,8 @@ metrics and the CLI, so none of them reaches into `BridgePlacement`.
 
 Units are in the names: `*_bytes_per_s` are smoothed byte rates from flow statistics,
 `speed_bps` is the link speed in bits/s, `*_bytes` are port counters. `live` is the
-carrier; `usable` is live, not held down for flapping and not drained (what placement
+carrier; `usable` is live, not held down for flapping, not drained and not path-dead
+(what placement
 uses).
 """
 
@@ -51,6 +52,8 @@ class UplinkView:
     rx_bytes_per_s: float
     tx_bytes: int
     rx_bytes: int
+    path: str  # path probing verdict: off, unknown, up, dead (core/probe.py)
+    last_reply: float | None  # Unix time of the last probe reply through it
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class BridgeView:
     usable_uplinks: tuple[str, ...]
     held_uplinks: tuple[str, ...]
     drained_uplinks: tuple[str, ...]
+    path_dead_uplinks: tuple[str, ...]
     active_uplink: str | None
     local_ports: tuple[str, ...]
     macs: int
@@ -145,6 +149,8 @@ def uplinks(placement: BridgePlacement) -> list[UplinkView]:
             rx_bytes_per_s=float(totals[port.port_no][2]),
             tx_bytes=int(port.tx_bytes or 0),
             rx_bytes=int(port.rx_bytes or 0),
+            path=str(port.path),
+            last_reply=port.last_reply,
         )
         for port in placement.uplinks
     ]
@@ -161,6 +167,7 @@ def bridge(placement: BridgePlacement, synced: bool) -> BridgeView:
         usable_uplinks=tuple(p.name for p in placement.usable_uplinks),
         held_uplinks=tuple(p.name for p in placement.uplinks if p.held),
         drained_uplinks=tuple(p.name for p in placement.uplinks if p.drained),
+        path_dead_uplinks=tuple(p.name for p in placement.uplinks if p.path_dead),
         active_uplink=placement.port_name(active) if active is not None else None,
         local_ports=tuple(port_label(placement, p.port_no) for p in placement.local_ports),
         macs=len(placement.macs),

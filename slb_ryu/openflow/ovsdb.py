@@ -31,6 +31,35 @@ def port_tags(bridge: str, timeout: float = 3.0) -> dict[str, int]:
     return tags
 
 
+def bfd_states(interfaces: list[str], timeout: float = 3.0) -> dict[str, tuple[str, int]]:
+    """{interface: (BFD state, flap_count)} for those of `interfaces` with BFD enabled
+    (`ovs-vsctl set interface eth1 bfd:enable=true`); state is 'up', 'down', 'init' or
+    'admin_down', flap_count how often the session went up or down since it was enabled
+    (0: never up). Interfaces without BFD are left out. OpenFlow does not carry BFD."""
+    if not interfaces:
+        return {}
+    cmd = ["ovs-vsctl", f"--timeout={int(timeout)}", "--format=json", "--"]
+    cmd += ["--columns=name,bfd_status", "list", "Interface", *interfaces]
+    try:
+        table = json.loads(_run(cmd, timeout))
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise OvsdbError(str(exc)) from exc
+    states = {}
+    for row in table.get("data", []):
+        try:
+            name, (kind, pairs) = row
+            status = dict(pairs) if kind == "map" else {}
+        except (TypeError, ValueError):
+            continue
+        if isinstance(status.get("state"), str):
+            try:
+                flaps = int(status.get("flap_count", 0))
+            except (TypeError, ValueError):
+                flaps = 0
+            states[str(name)] = (status["state"], flaps)
+    return states
+
+
 def _run(cmd: list[str], timeout: float) -> str:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 2, check=False)
     if done.returncode != 0:

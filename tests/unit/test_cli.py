@@ -62,6 +62,7 @@ def test_uplinks_table_like_bond_show(server):
         "UPLINK",
         "PORT",
         "STATE",
+        "PATH",
         "OUT",
         "USABLE",
         "ACTIVE",
@@ -88,9 +89,9 @@ def test_uplinks_table_shows_a_held_uplink_as_up_but_not_usable(server):
     app.bridges[1].placement.ports[2].held = True  # flapping: link up, out of service
     code, out = ctl(url, "uplinks", "--bridge", "hv1")
     assert code == 0
-    rows = {ln.split()[0]: ln.split()[:5] for ln in out.splitlines()[2:] if ln.strip()}
-    assert rows["hv1-eth2"] == ["hv1-eth2", "2", "up", "held", "NO"]
-    assert rows["hv1-eth1"] == ["hv1-eth1", "1", "up", "yes", "active"]
+    rows = {ln.split()[0]: ln.split()[:6] for ln in out.splitlines()[2:] if ln.strip()}
+    assert rows["hv1-eth2"] == ["hv1-eth2", "2", "up", "off", "held", "NO"]
+    assert rows["hv1-eth1"] == ["hv1-eth1", "1", "up", "off", "yes", "active"]
 
 
 def test_version(capsys):

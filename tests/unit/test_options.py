@@ -339,3 +339,38 @@ def test_advice_warns_about_allowed_but_unwise_combinations():
     assert (
         options.advice(build_settings(uplinks=["e"], stats_interval=0, rebalance_interval=0)) == []
     )
+
+
+def test_probe_targets_global_per_bridge_and_vlan(tmp_path):
+    conf = cfg.ConfigOpts()
+    path = tmp_path / "slb.conf"
+    path.write_text(
+        "[slb]\nuplinks = eth1, eth2\nprobe_targets = 10.0.0.1, 10.0.10.1@10\n"
+        "bridge_probe_targets = br1=192.0.2.1\nbridge_probe_targets = 0x2=\n"
+        "probe_interval = 0.5\nprobe_misses = 4\n"
+    )
+    conf(args=["--config-file", str(path)], project="slb-test")
+    s = options.load(conf)
+    assert [str(t) for t in s.probe_targets_for(9, "br9")] == ["10.0.0.1", "10.0.10.1@10"]
+    assert [str(t) for t in s.probe_targets_for(1, "BR1")] == ["192.0.2.1"]
+    assert s.probe_targets_for(2, "x") == ()  # probing off on that bridge
+    assert (s.probe_interval, s.probe_misses, s.probe_recover) == (0.5, 4, 5)
+    assert build_settings(uplinks=["eth1"]).probe_targets == ()  # off by default
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"probe_targets": ["gateway"]}, "probe_targets: 'gateway': not an IPv4 address"),
+        ({"probe_targets": ["10.0.0.1@5000"]}, "not in 1..4094"),
+        ({"bridge_probe_targets": ["br1"]}, "BRIDGE=IP[@VLAN]"),
+        ({"bridge_probe_targets": ["br1=224.0.0.5"]}, "not a unicast"),
+        ({"bridge_probe_targets": ["br1=10.0.0.1", "BR1=10.0.0.2"]}, "given twice"),
+        ({"probe_interval": 0.01}, "probe_interval = 0.01 is not allowed: a number in 0.05..60"),
+        ({"probe_misses": 0}, "probe_misses = 0 is not allowed: an integer in 1..100"),
+    ],
+)
+def test_invalid_probe_options_name_the_problem(raw, message):
+    with pytest.raises(ConfigError) as exc:
+        build_settings(uplinks=["eth1"], **raw)
+    assert any(message in p for p in exc.value.problems), exc.value.problems

@@ -172,3 +172,14 @@ def test_held_uplink_is_up_but_not_usable():
     assert s[("slb_uplink_held", held)] == 1 and s[("slb_uplink_usable", held)] == 0
     fine = up("0x1", "hv1", "hv1-eth1")
     assert s[("slb_uplink_held", fine)] == 0 and s[("slb_uplink_usable", fine)] == 1
+
+
+def test_path_up_only_for_uplinks_with_a_probe_verdict():
+    client = Client()
+    ports = client.app.bridges[1].placement.ports
+    ports[1].path, ports[1].path_dead = "dead", True
+    ports[2].path = "up"
+    s = samples(client)
+    assert s[("slb_uplink_path_up", up("0x1", "hv1", "hv1-eth1"))] == 0
+    assert s[("slb_uplink_path_up", up("0x1", "hv1", "hv1-eth2"))] == 1
+    assert ("slb_uplink_path_up", up("0x2", "hv2", "hv2-eth1")) not in s  # probing off

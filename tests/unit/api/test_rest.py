@@ -133,6 +133,30 @@ def test_health_degraded_when_a_bridge_is_gone_or_has_no_live_uplink(client):
     assert "bridge hv1 has no usable uplink" in health["problems"]
 
 
+def test_path_probing_in_uplinks_bridges_and_health(client):
+    from slb_ryu.core.probe import ProbeTarget
+
+    core = client.app.bridges[1]
+    port = core.placement.ports[1]
+    port.path_dead, port.path, port.last_reply = True, "dead", 1234.5
+    core.placement.ports[2].path = "up"
+    core.unreachable = (ProbeTarget("10.0.0.201", 10),)
+    rows = checked(client.get(f"{P}/uplinks?bridge=hv1"), "GET", "/uplinks")
+    by = {r["name"]: r for r in rows}
+    assert by["hv1-eth1"]["path"] == "dead" and by["hv1-eth1"]["last_reply"] == 1234.5
+    assert not by["hv1-eth1"]["usable"] and by["hv1-eth1"]["live"]
+    assert by["hv1-eth2"]["path"] == "up"
+    bridges = checked(client.get(f"{P}/bridges"), "GET", "/bridges")
+    assert next(b for b in bridges if b["name"] == "hv1")["path_dead_uplinks"] == ["hv1-eth1"]
+    health = checked(client.get(f"{P}/health"), "GET", "/health")
+    assert health["status"] == "degraded"
+    assert (
+        "uplink hv1-eth1 of bridge hv1 is path-dead (probes unanswered or BFD down)"
+        in health["problems"]
+    )
+    assert any("probe target 10.0.0.201@10 is unreachable" in p for p in health["problems"])
+
+
 def test_uplinks_state_speed_load_counters(client):
     core = client.app.bridges[1]
     core.entry(MAC_A, 0).tx_bps = 1000.0
@@ -164,6 +188,8 @@ def test_uplinks_state_speed_load_counters(client):
         "tx_bytes": 123456,
         "rx_bytes": 654321,
         "next_rebalance_in_s": 7.5,
+        "path": "off",
+        "last_reply": None,
     }
     assert not eth2["live"] and not eth2["active"]
     assert eth1["macs"] + eth2["macs"] == 4

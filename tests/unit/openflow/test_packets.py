@@ -63,3 +63,19 @@ def test_untag_removes_only_an_outer_8021q_tag():
     plain = learning_packets.gratuitous_arp(MAC, "10.0.0.11")
     assert frames.untag(tagged)[:42] == plain[:42]
     assert frames.untag(plain) == plain
+
+
+def test_probe_is_an_arp_probe_from_the_uplink_probe_mac_tagged_per_vlan():
+    from slb_ryu.core.probe import ProbeRequest, ProbeTarget, probe_mac
+    from slb_ryu.openflow import probe_packets
+
+    src = probe_mac(1, 2)
+    eth, tag, pkt = parse(probe_packets.probe_frame(ProbeRequest(2, src, ProbeTarget("10.0.0.1"))))
+    req = pkt.get_protocol(arp.arp)
+    assert eth.src == src and eth.dst == "ff:ff:ff:ff:ff:ff" and tag is None
+    assert req.opcode == arp.ARP_REQUEST and req.src_mac == src
+    assert req.src_ip == "0.0.0.0" and req.dst_ip == "10.0.0.1"  # RFC 5227: learns nothing
+    tagged = probe_packets.probe_frame(ProbeRequest(2, src, ProbeTarget("10.0.10.1", 10)))
+    eth, tag, pkt = parse(tagged)
+    assert eth.ethertype == 0x8100 and tag.vid == 10
+    assert pkt.get_protocol(arp.arp).dst_ip == "10.0.10.1" and len(tagged) >= 60
