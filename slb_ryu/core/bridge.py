@@ -30,7 +30,7 @@ from slb_ryu.core.placement import (
 )
 from slb_ryu.core.rebalance import (
     DEFAULT_PARAMS,
-    MacLoad,
+    MacRow,
     RebalanceParams,
     UplinkState,
     imbalance,
@@ -268,9 +268,10 @@ class BridgeCore:
             if port is not None:
                 port.tx_bytes, port.rx_bytes = tx, rx
 
-    def _loads(self) -> list[MacLoad]:
+    def _loads(self) -> list[MacRow]:
+        """plan()'s input: plain tuples (key, uplink, tx, rx, pinned, since), built cheaply."""
         return [
-            MacLoad(e.key, e.uplink, e.tx_bps + e.rx_bps, e.pinned, e.since)
+            (e.key, e.uplink, e.tx_bps, e.rx_bps, e.pinned, e.since)
             for e in self.placement.macs.values()
         ]
 
