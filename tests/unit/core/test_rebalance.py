@@ -130,7 +130,7 @@ def test_budget_is_max_moves_or_a_share_of_what_the_gap_needs():
     assert len(plan(up(G, G), macs, 100.0, RebalanceParams(spread_runs=4))) == -(-needed // 4)
     # max_burst caps it; max_moves is the floor; 0 switches rebalancing off
     assert len(plan(up(G, G), macs, 100.0, RebalanceParams(max_burst=3, max_moves=3))) == 3
-    assert len(plan(up(G, G), macs, 100.0, RebalanceParams(max_moves=60))) == 60
+    assert len(plan(up(G, G), macs, 100.0, RebalanceParams(max_moves=60, spread_runs=4))) == 60
     assert plan(up(G, G), macs, 100.0, RebalanceParams(max_moves=0)) == []
     # little to do: the floor max_moves is not a quota
     few = [mac(i, 1, MBPS) for i in range(4)]
@@ -152,12 +152,14 @@ def test_no_trickle_once_the_gap_is_one_macs_size():
     # the gap is smaller than a MAC that could close it.
     macs = [mac(0, 1, 100 * MBPS), mac(1, 1, 0.2 * MBPS), mac(2, 2, 51 * MBPS)]
     assert plan(up(G, G), macs, 100.0) == []
-    assert plan(up(G, G), macs, 100.0, RebalanceParams(min_gain=0.001)) != []
-    # The big MAC pinned (or dwelling): the gap now exceeds every MAC that can move, so
-    # small MACs are the only way to close it and are moved (the budget paces them).
-    macs[0] = mac(0, 1, 100 * MBPS, pinned=True)
-    macs[1] = mac(1, 1, 4 * DEFAULT_PARAMS.min_load)
-    assert [m.key for m in plan(up(G, G), macs, 100.0)] == [macs[1].key]
+    assert plan(up(G, G), macs, 100.0, RebalanceParams(min_gain=0.001, tolerance=0.0)) != []
+    # A pinned 30 Mbit/s MAC and twenty 1 Mbit/s ones on uplink 1, uplink 2 idle: each
+    # small MAC closes 1/20 of the gap (< min_gain), but the gap exceeds every MAC that
+    # can move, so only small MACs together can close it: they move (the budget paces).
+    macs = [mac(0, 1, 30 * MBPS, pinned=True)] + [mac(i, 1, MBPS) for i in range(1, 21)]
+    moves = plan(up(G, G), macs, 100.0)
+    assert len(moves) >= 18 and all(m.old_uplink == 1 and m.new_uplink == 2 for m in moves)
+    assert max_norm(up(G, G), apply(macs, moves, 100.0)) <= 1.04 * 15 * MBPS / (G / 8)
 
 
 def test_per_direction_a_receive_heavy_mac_balances_the_receive_side():
