@@ -67,9 +67,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from operator import itemgetter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 Key = tuple[str, int]
