@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from slb_ryu.core import pipeline
+from slb_ryu.core import demand, pipeline
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.guards import AnnounceLock, FlapGuard
 from slb_ryu.core.load import LoadTracker
@@ -33,6 +33,7 @@ from slb_ryu.core.rebalance import (
     MacRow,
     RebalanceParams,
     UplinkState,
+    capacities,
     imbalance,
     plan,
 )
@@ -100,6 +101,9 @@ class BridgeCore:
         self.params = params
         self.limits = limits
         self.loads = LoadTracker(half_life=half_life)
+        self.port_loads = LoadTracker(half_life=half_life)  # uplink ports, by port_no
+        self.port_rates: dict[tuple[int, int], float] = {}  # (port_no, 0 tx / 1 rx) -> B/s
+        self.saturation = demand.Saturation()
         self.speeds = dict(speeds or {})
         self.access_vlans = dict(access_vlans or {})
         self.flaps = FlapGuard(limits.flap_limit, limits.flap_window, limits.flap_hold)
@@ -261,12 +265,16 @@ class BridgeCore:
                 continue
             entry.tx_bps, entry.rx_bps = self.loads.update(key, tx, rx, now, tx_age, rx_age)
 
-    def port_stats(self, counters: dict[int, tuple[int, int]]) -> None:
-        """Port byte counters (tx, rx) by port number, for the uplink view and metrics."""
+    def port_stats(self, counters: dict[int, tuple[int, int]], now: float | None = None) -> None:
+        """Port byte counters (tx, rx) by port number, for the uplink view and metrics; with
+        `now`, also the uplinks' smoothed rates, which tell the rebalancer a link is full."""
         for port_no, (tx, rx) in counters.items():
             port = self.placement.ports.get(port_no)
             if port is not None:
                 port.tx_bytes, port.rx_bytes = tx, rx
+                if now is not None and port.uplink:
+                    rates = self.port_loads.update(port_no, tx, rx, now)
+                    self.port_rates[(port_no, 0)], self.port_rates[(port_no, 1)] = rates
 
     def _loads(self) -> list[MacRow]:
         """plan()'s input: plain tuples (key, uplink, tx, rx, pinned, since), built cheaply."""
@@ -276,12 +284,19 @@ class BridgeCore:
         ]
 
     def rebalance(self, now: float) -> Output:
-        """Move MACs between usable uplinks as `rebalance.plan` decides; learning packets follow."""
+        """Move MACs between usable uplinks as `rebalance.plan` decides; learning packets follow.
+
+        On full uplinks the MACs' measured rates understate what they want: `demand`
+        raises those held back to their fair share before planning."""
         uplinks = [UplinkState(p.port_no, p.usable, p.speed_bps) for p in self.placement.uplinks]
         loads = self._loads()
         before = imbalance(uplinks, loads)
+        caps = capacities(uplinks)
+        if any(u.speed_bps > 0 for u in uplinks):  # "full" needs known speeds
+            self.saturation.update(demand.carried(loads, caps, self.port_rates), caps)
+        wanted = demand.estimate(loads, caps, self.saturation)
         moves = []
-        for planned in plan(uplinks, loads, now, self.params):
+        for planned in plan(uplinks, wanted, now, self.params):
             mac, vlan = planned.key
             move = self.placement.move(mac, vlan, planned.new_uplink, now, REASON_REBALANCE)
             if move is not None:

@@ -1,0 +1,121 @@
+"""What the MACs want, not just what they got: demand estimates when uplinks are full.
+
+Byte counters measure what a link carried. Once TCP fills an uplink, every MAC on it is
+held to the link's fair share, so the measured loads say "balanced" however bad the split
+is: 10G + 1G with ten 2G VMs on each reads 10G/10G and 1G/1G, both exactly full, and the
+rebalancer saw nothing to fix (issue 12, item 4).
+
+So, per (uplink, direction):
+
+- Saturated: it carries close to its speed. Carried = the larger of the port counter's
+  rate and the sum of its MACs' rates (either can lag). Hysteresis: it becomes saturated
+  at >= `enter` of its speed and stops being so below `leave`, so a link hovering near
+  full does not flip the estimates every run.
+- On a saturated link, a MAC carrying at least `bottleneck` of the link's top per-MAC rate
+  (its max-min-fair water level) is held back by the link: its demand is unknown but at
+  least what it carries. We estimate it as at least the fair share it would get if the
+  bond were one divisible link: g = (capacity of all live uplinks - what the unbottlenecked
+  MACs carry) / number of bottlenecked MACs. MACs below the water level got what they
+  asked for: their demand is what they carry.
+
+The rebalancer then balances these estimates as it balances ordinary loads. On a bad
+split the slow link's MACs now weigh g each, more than it can carry, and some move to the
+fast link; once the split is right the estimates agree with it (every bottlenecked MAC is
+worth about g on either link), so nothing moves back: no flapping, and the dwell time and
+the rebalancer's strict-improvement rule still hold, since they apply to whatever loads
+`plan()` is given. Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slb_ryu.core.rebalance import MacRow
+
+
+class Saturation:
+    """Saturated flags per (uplink port, direction 0 = tx / 1 = rx), with hysteresis."""
+
+    def __init__(self, enter: float = 0.9, leave: float = 0.8, bottleneck: float = 0.75) -> None:
+        if not 0.0 < leave <= enter:
+            raise ValueError("need 0 < leave <= enter")
+        self.enter, self.leave, self.bottleneck = enter, leave, bottleneck
+        self.flags: set[tuple[int, int]] = set()
+        # ((mac, vlan), direction) -> rate last seen while not held back: its demand
+        self.known: dict[tuple[tuple[str, int], int], float] = {}
+
+    def update(self, carried: dict[tuple[int, int], float], caps: dict[int, float]) -> None:
+        """Fold one run's carried bytes/s per (uplink, direction) into the flags."""
+        for port, cap in caps.items():
+            for d in (0, 1):
+                key = (port, d)
+                util = carried.get(key, 0.0) / cap if cap > 0 else 0.0
+                if key in self.flags:
+                    if util < self.leave:
+                        self.flags.discard(key)
+                elif util >= self.enter:
+                    self.flags.add(key)
+        self.flags = {k for k in self.flags if k[0] in caps}  # dead or gone uplinks
+
+
+def carried(
+    rows: Sequence[MacRow], caps: dict[int, float], ports: dict[tuple[int, int], float]
+) -> dict[tuple[int, int], float]:
+    """Per (uplink, direction): max(port counter rate, sum of its MACs' rates)."""
+    sums = {(p, d): 0.0 for p in caps for d in (0, 1)}
+    for row in rows:
+        if row[1] in caps:
+            sums[(row[1], 0)] += max(row[2], 0.0)
+            sums[(row[1], 1)] += max(row[3], 0.0)
+    return {k: max(v, ports.get(k, 0.0)) for k, v in sums.items()}
+
+
+def estimate(
+    rows: Sequence[MacRow], caps: dict[int, float], saturation: Saturation
+) -> list[MacRow]:
+    """`rows` with the tx/rx of MACs held back on a saturated link raised toward their
+    fair share; also records what unheld MACs showed they want (`Saturation.known`).
+
+    The same rows when no link is saturated, the common case."""
+    if not saturation.flags:
+        if saturation.known:
+            saturation.known.clear()  # nothing full: all demands are visible again
+        return list(rows)
+    out = list(rows)
+    total = sum(caps.values())
+    known = saturation.known
+    for d in (0, 1):
+        sat = {p for p, dd in saturation.flags if dd == d and p in caps}
+        if not sat:
+            continue
+        level = dict.fromkeys(sat, 0.0)  # water level: top per-MAC rate on the link
+        for row in rows:
+            if row[1] in level:
+                level[row[1]] = max(level[row[1]], row[2 + d])
+        held, free = [], 0.0
+        for i, row in enumerate(rows):
+            if row[1] not in caps:
+                continue
+            x = max(row[2 + d], 0.0)
+            lvl = level.get(row[1])
+            if lvl is not None and lvl > 0.0 and x >= saturation.bottleneck * lvl:
+                held.append(i)
+            else:
+                free += x
+                if lvl is None:  # on a link with room: it got what it asked for
+                    k = (row[0], d)
+                    known[k] = max(known.get(k, 0.0), x)  # max: a moved MAC's rate ramps up
+        if not held:
+            continue
+        # the share a held MAC would get if the bond were one divisible link
+        fair = max(total - free, 0.0) / len(held)
+        for i in held:
+            row = out[i]
+            guess = min(fair, known.get((row[0], d), fair))
+            if row[2 + d] < guess:
+                out[i] = row[: 2 + d] + (guess,) + row[3 + d :]
+    if len(known) > 2 * len(rows) + 64:  # forgotten MACs: keep the memory bounded
+        present = {row[0] for row in rows}
+        for k in [k for k in known if k[0] not in present]:
+            del known[k]
+    return out
