@@ -223,6 +223,18 @@ class _Pool:
         del self.keys[i]
 
 
+class _Items(dict):
+    """uplink -> {key: (tx, rx)} of its movable MACs, built on first access."""
+
+    def __init__(self, movable: dict[int, list[tuple[float, float, Key]]]) -> None:
+        super().__init__()
+        self._movable = movable
+
+    def __missing__(self, port: int) -> dict[Key, tuple[float, float]]:
+        built = self[port] = {k: (t, r) for t, r, k in self._movable[port]}
+        return built
+
+
 class _State:
     """Loads, capacities and lazily sorted pools of one planning run."""
 
@@ -236,7 +248,7 @@ class _State:
     ) -> None:
         self.cap = cap
         self.load = {p: [tx[p], rx[p]] for p in cap}
-        self.items = {p: {k: (t, r) for t, r, k in movable[p]} for p in cap}
+        self.items = _Items(movable)  # built per uplink on first use (most are never used)
         # largest single MAC load per direction ever on each uplink this run (moved or not):
         # no placement of the pair can beat it on the faster link
         self.biggest = biggest
@@ -286,10 +298,8 @@ def plan(
     tx: dict[int, list[float]] = {p: [] for p in cap}
     rx: dict[int, list[float]] = {p: [] for p in cap}
     movable: dict[int, list[tuple[float, float, Key]]] = {p: [] for p in cap}
-    seen: set[Key] = set()
     min_dwell = params.min_dwell
     for key, uplink, t, r, pinned, last_moved in macs:  # the hot loop: 10,000 MACs
-        seen.add(key)
         bucket = tx.get(uplink)
         if bucket is None:
             continue  # on a dead or unknown uplink: failover's business
@@ -299,7 +309,7 @@ def plan(
         rx[uplink].append(r)
         if (t > 0.0 or r > 0.0) and not pinned and now - last_moved >= min_dwell:
             movable[uplink].append((t, r, key))
-    if len(seen) != len(macs):
+    if len({m[0] for m in macs}) != len(macs):
         raise ValueError("duplicate (MAC, VLAN) key")
     state = _State(
         cap,
