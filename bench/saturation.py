@@ -158,7 +158,7 @@ def simulate(sc: Scenario, use_estimate: bool) -> dict:
             ports[(u, 0)], ports[(u, 1)] = ptx, prx
         if use_estimate:
             saturation.update(carried(rows, caps, ports), caps)
-            rows = estimate(rows, caps, saturation)
+            rows = estimate(rows, caps, saturation, now)
         planned = plan(uplinks, rows, now)
         moves.append(len(planned))
         for mv in planned:

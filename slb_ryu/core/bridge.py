@@ -294,7 +294,7 @@ class BridgeCore:
         caps = capacities(uplinks)
         if any(u.speed_bps > 0 for u in uplinks):  # "full" needs known speeds
             self.saturation.update(demand.carried(loads, caps, self.port_rates), caps)
-        wanted = demand.estimate(loads, caps, self.saturation)
+        wanted = demand.estimate(loads, caps, self.saturation, now)
         moves = []
         for planned in plan(uplinks, wanted, now, self.params):
             mac, vlan = planned.key

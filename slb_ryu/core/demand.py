@@ -17,6 +17,11 @@ So, per (uplink, direction):
   bond were one divisible link: g = (capacity of all live uplinks - what the unbottlenecked
   MACs carry) / number of bottlenecked MACs. MACs below the water level got what they
   asked for: their demand is what they carry.
+- A demand seen is remembered (`Saturation.known`, the highest rate seen while a MAC was
+  plainly not held back: on a link with room, or under half a full link's level once
+  `settle` seconds have passed since its last move, so a moved MAC's smoothed rate, still
+  ramping, is not mistaken for its demand) and caps the guess g: a small VM stuck on a
+  full slow link is not taken for an elephant. Forgotten when no link is full.
 
 The rebalancer then balances these estimates as it balances ordinary loads. On a bad
 split the slow link's MACs now weigh g each, more than it can carry, and some move to the
@@ -71,7 +76,11 @@ def carried(
 
 
 def estimate(
-    rows: Sequence[MacRow], caps: dict[int, float], saturation: Saturation
+    rows: Sequence[MacRow],
+    caps: dict[int, float],
+    saturation: Saturation,
+    now: float | None = None,
+    settle: float = 30.0,
 ) -> list[MacRow]:
     """`rows` with the tx/rx of MACs held back on a saturated link raised toward their
     fair share; also records what unheld MACs showed they want (`Saturation.known`).
@@ -102,7 +111,9 @@ def estimate(
                 held.append(i)
             else:
                 free += x
-                if lvl is None:  # on a link with room: it got what it asked for
+                # not held back (a link with room, or well below a full link's level): it
+                # got what it asked for, once its smoothed rate has settled since a move
+                if lvl is None or (now is not None and now - row[5] >= settle and x < 0.5 * lvl):
                     k = (row[0], d)
                     known[k] = max(known.get(k, 0.0), x)  # max: a moved MAC's rate ramps up
         if not held:

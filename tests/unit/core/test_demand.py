@@ -4,6 +4,8 @@ and the BridgeCore wiring (port counters -> saturation -> a repaired split)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slb_ryu.core import pipeline as pl
 from slb_ryu.core.bridge import BridgeCore
@@ -136,3 +138,34 @@ def test_bridge_core_repairs_a_split_that_only_looks_balanced_on_full_links():
     core.rebalance(now=4.0)
     on = {u: len(core.placement.macs_on(u)) for u in (1, 2)}
     assert on == {1: 3, 2: 1}  # the best split for 10 + 2 Mbit/s (three share 10, one has 2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 3),
+            st.floats(0.0, 2 * GB, allow_nan=False),
+            st.floats(0.0, 2 * GB, allow_nan=False),
+        ),
+        max_size=30,
+    ),
+    st.sampled_from([G, 10 * G]),
+)
+def test_property_estimates_only_raise_and_plan_stays_legal(items, speed):
+    caps = {1: 10 * GB, 2: speed / 8}  # uplink 3: not an uplink
+    rows = [row(i, u, t, r) for i, (u, t, r) in enumerate(items)]
+    sat = Saturation()
+    sat.update(carried(rows, caps, {}), caps)
+    wanted = estimate(rows, caps, sat, now=100.0)
+    assert len(wanted) == len(rows)
+    for before, after in zip(rows, wanted, strict=True):
+        assert after[:2] == before[:2] and after[4:] == before[4:]
+        assert after[2] >= before[2] and after[3] >= before[3]
+        if before[1] not in caps:
+            assert after == before
+    if not sat.flags:
+        assert wanted == rows
+    up = [UplinkState(1, True, 10 * G), UplinkState(2, True, speed)]
+    for move in plan(up, wanted, 100.0):
+        assert move.old_uplink in caps and move.new_uplink in caps
