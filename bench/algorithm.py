@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import optimum  # noqa: E402
+import saturation  # noqa: E402
 from ovs_slb import OvsSlbBond, bucket_of  # noqa: E402
 from workloads import Workload, cases, small_constant  # noqa: E402
 
@@ -324,14 +325,16 @@ def main(argv: list[str] | None = None) -> int:
     print("# ref: 'opt' exact MILP optimum, 'lb' lower bound (ratio is then an upper bound)")
     print("# conv: rebalancing moves until within 5% (or 'never'); min: fewest possible")
     head = (
-        f"{'case':<24} {'algo':<8} {'ref':>3} {'ratio':>6} {'p95':>6} {'moves/rd':>8} "
+        f"{'case':<24} {'algo':<8} {'ratio':>6} {'p95':>6} {'moves/rd':>8} "
         f"{'steady':>6} {'conv':>6} {'min':>5} {'recov s':>7} {'rmoves':>6} {'rmin':>5} "
-        f"{'ms p95':>6}"
+        f"{'ms p95':>6} {'ref':>3}"
     )
     print(head)
     print("-" * len(head))
     missed_drift, missed_moves, missed_vs_ovs, recov, times = [], [], [], [], []
+    n_cases = 0
     for wl in cases(args.quick):
+        n_cases += 1
         results, refs = run_case(wl, rounds, legacy=not args.no_legacy)
         exact = refs[0][3]
         mins = {}
@@ -355,14 +358,13 @@ def main(argv: list[str] | None = None) -> int:
                 rmin = f"{m}{'' if mex else '+'}"
                 if name == "ours":
                     recov.append((wl.name, back, ret_round, int(rmoves), m))
-            ms = f"{_pct(res.decide_ms, 0.95):6.1f}" if res.decide_ms else ""
+            ms = f"{_pct(res.decide_ms, 0.95):.1f}" if res.decide_ms else ""
             late = statistics.fmean(res.moves[len(res.moves) // 2 :])
             mins_s = f"{mn}{'' if mexact else '+'}"
             print(
-                f"{wl.name if name == 'ours' else '':<24} {name:<8} "
-                f"{'opt' if exact else 'lb':>3} {mean:6.3f} {p95:6.3f} "
+                f"{wl.name if name == 'ours' else '':<24} {name:<8} {mean:6.3f} {p95:6.3f} "
                 f"{statistics.fmean(res.moves):8.2f} {late:6.2f} {conv:>6} {mins_s:>5} "
-                f"{rec:>7} {rmoves:>6} {rmin:>5} {ms}"
+                f"{rec:>7} {rmoves:>6} {rmin:>5} {ms:>6} {'opt' if exact else 'lb':>3}"
             )
         ours, ovs = results["ours"], results["ovs"]
         limit = 1.03 if wl.n_macs >= 1000 else 1.05
@@ -380,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         if wl.n_macs >= 10000:
             times.append((wl.name, _pct(ours.decide_ms, 0.95)))
     print("-" * len(head))
+    print(f"# {n_cases} cases in {time.perf_counter() - started:.1f} s")
     targets.append(
         (
             "drift: mean ratio <= 1.03 (1,000+ MACs) / 1.05 (fewer)"
@@ -411,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     for name, ms in times:
         targets.append((f"{name}: decision incl. input p95 {ms:.1f} ms <= 20 ms", ms <= 20.0))
+    print("\n## saturation: max-min-fair TCP on full uplinks (bench/saturation.py)")
+    saturation.main()
     print("\n## targets (issue 12)")
     for text, ok in targets:
         print(f"{'met   ' if ok else 'MISSED'}  {text}")
