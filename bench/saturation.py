@@ -21,7 +21,9 @@ Target (issue 12): within 5% of the best min satisfaction in every scenario, no 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from slb_ryu.core.demand import Saturation, carried, estimate  # noqa: E402
 from slb_ryu.core.load import LoadTracker  # noqa: E402
-from slb_ryu.core.rebalance import UplinkState, plan  # noqa: E402
+from slb_ryu.core.rebalance import DEFAULT_PARAMS, UplinkState, plan  # noqa: E402
 
 G = 1e9
 INTERVAL = 10.0
@@ -159,7 +161,10 @@ def simulate(sc: Scenario, use_estimate: bool) -> dict:
         if use_estimate:
             saturation.update(carried(rows, caps, ports), caps)
             rows = estimate(rows, caps, saturation, now)
-        planned = plan(uplinks, rows, now)
+        params = DEFAULT_PARAMS
+        if use_estimate and saturation.flags:  # as BridgeCore.rebalance: no swaps then
+            params = dataclasses.replace(params, swap_gain=math.inf)
+        planned = plan(uplinks, rows, now, params)
         moves.append(len(planned))
         for mv in planned:
             i = int(mv.key[0][-2:], 16)

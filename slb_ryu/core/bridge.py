@@ -8,6 +8,8 @@ the difference, so a reconnect or a controller restart converges instead of resh
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -295,8 +297,11 @@ class BridgeCore:
         if any(u.speed_bps > 0 for u in uplinks):  # "full" needs known speeds
             self.saturation.update(demand.carried(loads, caps, self.port_rates), caps)
         wanted = demand.estimate(loads, caps, self.saturation, now)
+        params = self.params
+        if self.saturation.flags:  # per-MAC sizes are guesses then: a swap trades equals
+            params = dataclasses.replace(params, swap_gain=math.inf)
         moves = []
-        for planned in plan(uplinks, wanted, now, self.params):
+        for planned in plan(uplinks, wanted, now, params):
             mac, vlan = planned.key
             move = self.placement.move(mac, vlan, planned.new_uplink, now, REASON_REBALANCE)
             if move is not None:

@@ -11,12 +11,14 @@ So, per (uplink, direction):
   rate and the sum of its MACs' rates (either can lag). Hysteresis: it becomes saturated
   at >= `enter` of its speed and stops being so below `leave`, so a link hovering near
   full does not flip the estimates every run.
-- On a saturated link, a MAC carrying at least `bottleneck` of the link's top per-MAC rate
-  (its max-min-fair water level) is held back by the link: its demand is unknown but at
-  least what it carries. We estimate it as at least the fair share it would get if the
-  bond were one divisible link: g = (capacity of all live uplinks - what the unbottlenecked
-  MACs carry) / number of bottlenecked MACs. MACs below the water level got what they
-  asked for: their demand is what they carry.
+- On a saturated link, a MAC carrying at least `bottleneck` (half) of the link's top
+  per-MAC rate (its max-min-fair water level) is held back by the link: its demand is
+  unknown but at least what it carries. We estimate it as at least the fair share it would
+  get if the bond were one divisible link: g = (capacity of all live uplinks - what the
+  unbottlenecked MACs carry) / number of bottlenecked MACs. How TCP splits a full link
+  among its held MACs from one second to the next is noise, so each counts the link's mean
+  held rate (the link's total is unchanged), raised to g. MACs below half the water level
+  got what they asked for: their demand is what they carry.
 - A demand seen is remembered (`Saturation.known`, the highest rate seen while a MAC was
   plainly not held back: on a link with room, or under half a full link's level once
   `settle` seconds have passed since its last move, so a moved MAC's smoothed rate, still
@@ -41,7 +43,7 @@ from slb_ryu.core.rebalance import MacRow
 class Saturation:
     """Saturated flags per (uplink port, direction 0 = tx / 1 = rx), with hysteresis."""
 
-    def __init__(self, enter: float = 0.9, leave: float = 0.8, bottleneck: float = 0.75) -> None:
+    def __init__(self, enter: float = 0.9, leave: float = 0.8, bottleneck: float = 0.5) -> None:
         if not 0.0 < leave <= enter:
             raise ValueError("need 0 < leave <= enter")
         self.enter, self.leave, self.bottleneck = enter, leave, bottleneck
@@ -120,11 +122,23 @@ def estimate(
             continue
         # the share a held MAC would get if the bond were one divisible link
         fair = max(total - free, 0.0) / len(held)
+        # held MACs on one link all get its fair level; how TCP happens to split it among
+        # them this second is noise, not demand: each counts the link's mean held rate
+        sums: dict[int, list[float]] = {}
+        for i in held:
+            acc = sums.setdefault(rows[i][1], [0.0, 0])
+            acc[0] += max(rows[i][2 + d], 0.0)
+            acc[1] += 1
+        # and any held MAC wants at least what the luckiest held MACs get (the highest
+        # per-link level): the same VM on that link would get as much
+        top = max(t / c for t, c in sums.values())
         for i in held:
             row = out[i]
-            guess = min(fair, known.get((row[0], d), fair))
-            if row[2 + d] < guess:
-                out[i] = row[: 2 + d] + (guess,) + row[3 + d :]
+            total_u, count_u = sums[row[1]]
+            want = max(fair, top)
+            guess = min(want, known.get((row[0], d), want))
+            value = max(total_u / count_u, guess)
+            out[i] = row[: 2 + d] + (value,) + row[3 + d :]
     if len(known) > 2 * len(rows) + 64:  # forgotten MACs: keep the memory bounded
         present = {row[0] for row in rows}
         for k in [k for k in known if k[0] not in present]:
