@@ -24,8 +24,9 @@ the largest drop is taken, provided
 
 - drop > 0: every changed value ends below n_s, so the maximum never rises and the sorted
   vector strictly decreases (the entries >= n_s lose one, none above n_s changes);
-- drop >= min_gain * (n_s - the pair's divisible level in its worse direction): the move
-  closes at least `min_gain` of what the pair can gain (OVS: 10% of the ideal delta), or
+- drop >= min_gain * (n_s - L), L the best the pair could reach (its divisible split in
+  the worse direction, or its biggest MAC on the faster link): the move closes at least
+  `min_gain` of what the pair can gain (OVS: 10% of the ideal delta), or
   the gap is large and made of small MACs: the MAC carries >= min_load, does not overshoot
   (x_b <= x*), and x* exceeds every movable MAC on the sender. Many small MACs can then
   only close the gap together, and the budget paces them. Once the gap is one MAC's own
@@ -35,15 +36,17 @@ No single move helps: a swap (a MAC of s for a smaller one of r) is tried, taken
 it closes at least `swap_gain` of the pair's gap (it costs two MAC moves), under the same
 drop > 0 rule. Ties go to the receiver left least loaded, then the lower port number.
 Gates against chasing noise: no sender whose bottleneck carries less than `min_load`; no
-pair whose gap is under `tolerance` of n_s or whose x* is under min_load / 2 (OVS's
-100000-byte rule). A MAC moves at most once per run.
+pair whose gap, or whose possible gain n_s - L, is under `tolerance` of n_s (the dead
+band, 2%), or whose x* is under min_load / 2 (OVS's 100000-byte rule). A MAC moves at
+most once per run.
 
 Budget. The greedy is run to its end (a MAC moves once, so at most one move per MAC); the
 run keeps the first max(max_moves, ceil(N / spread_runs)) of its N moves, at most
-`max_burst`. Drifting loads plan a few moves and get the usual `max_moves`; a returning
-uplink at 10,000 MACs needs hundreds and gets them over `spread_runs` runs (defaults 2 x
-10 s), not 20 minutes of 8 per run. The greedy's moves are its most useful first (largest
-drop), so a truncated run does the big ones.
+`max_burst` (defaults 8, 1, 1000). Drifting loads plan a move or two; a returning uplink
+at 10,000 MACs needs hundreds and gets them in one run, not 20 minutes of 8 per run (each
+moved MAC is one upstream flap however the moves are spread; spreading only delays, and
+since each run re-plans what is left, spread_runs 2 halves the rest each run). The greedy's
+moves are its most useful first (largest drop), so a truncated run does the big ones.
 
 Guarantees. Every move and swap strictly decreases the sorted load vector, by an amount
 bounded away from zero, so with constant loads repeated runs converge and then plan
