@@ -226,15 +226,19 @@ class _Pool:
         del self.keys[i]
 
 
+_Movable = tuple[list[float], list[float], list[Key]]  # tx, rx, key of one uplink's MACs
+
+
 class _Items(dict):
     """uplink -> {key: (tx, rx)} of its movable MACs, built on first access."""
 
-    def __init__(self, movable: dict[int, list[tuple[float, float, Key]]]) -> None:
+    def __init__(self, movable: dict[int, _Movable]) -> None:
         super().__init__()
         self._movable = movable
 
     def __missing__(self, port: int) -> dict[Key, tuple[float, float]]:
-        built = self[port] = {k: (t, r) for t, r, k in self._movable[port]}
+        ts, rs, ks = self._movable[port]
+        built = self[port] = {k: (t, r) for t, r, k in zip(ts, rs, ks, strict=True)}
         return built
 
 
@@ -246,7 +250,7 @@ class _State:
         cap: dict[int, float],
         tx: dict[int, float],
         rx: dict[int, float],
-        movable: dict[int, list[tuple[float, float, Key]]],
+        movable: dict[int, _Movable],
         biggest: dict[int, list[float]],
     ) -> None:
         self.cap = cap
@@ -300,7 +304,9 @@ def plan(
         return []
     tx: dict[int, list[float]] = {p: [] for p in cap}
     rx: dict[int, list[float]] = {p: [] for p in cap}
-    movable: dict[int, list[tuple[float, float, Key]]] = {p: [] for p in cap}
+    # parallel lists of objects that already exist: no allocation per MAC (the garbage
+    # collector's pauses, not the arithmetic, set this function's worst case)
+    movable: dict[int, _Movable] = {p: ([], [], []) for p in cap}
     min_dwell = params.min_dwell
     for key, uplink, t, r, pinned, last_moved in macs:  # the hot loop: 10,000 MACs
         bucket = tx.get(uplink)
@@ -311,7 +317,10 @@ def plan(
         bucket.append(t)
         rx[uplink].append(r)
         if (t > 0.0 or r > 0.0) and not pinned and now - last_moved >= min_dwell:
-            movable[uplink].append((t, r, key))
+            ts, rs, ks = movable[uplink]
+            ts.append(t)
+            rs.append(r)
+            ks.append(key)
     if len({m[0] for m in macs}) != len(macs):
         raise ValueError("duplicate (MAC, VLAN) key")
     state = _State(
