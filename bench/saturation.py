@@ -21,9 +21,7 @@ Target (issue 12): within 5% of the best min satisfaction in every scenario, no 
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import math
 import statistics
 import sys
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from slb_ryu.core.demand import Saturation, carried, estimate  # noqa: E402
+from slb_ryu.core.demand import Saturation, carried, estimate, saturated_params  # noqa: E402
 from slb_ryu.core.load import LoadTracker  # noqa: E402
 from slb_ryu.core.rebalance import DEFAULT_PARAMS, UplinkState, plan  # noqa: E402
 
@@ -162,8 +160,8 @@ def simulate(sc: Scenario, use_estimate: bool) -> dict:
             saturation.update(carried(rows, caps, ports), caps)
             rows = estimate(rows, caps, saturation, now)
         params = DEFAULT_PARAMS
-        if use_estimate and saturation.flags:  # as BridgeCore.rebalance: no swaps then
-            params = dataclasses.replace(params, swap_gain=math.inf)
+        if use_estimate and saturation.flags:  # as BridgeCore.rebalance
+            params = saturated_params(params)
         planned = plan(uplinks, rows, now, params)
         moves.append(len(planned))
         for mv in planned:

@@ -8,8 +8,6 @@ the difference, so a reconnect or a controller restart converges instead of resh
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -298,8 +296,9 @@ class BridgeCore:
             self.saturation.update(demand.carried(loads, caps, self.port_rates), caps)
         wanted = demand.estimate(loads, caps, self.saturation, now)
         params = self.params
-        if self.saturation.flags:  # per-MAC sizes are guesses then: a swap trades equals
-            params = dataclasses.replace(params, swap_gain=math.inf)
+        if self.saturation.flags:  # per-MAC sizes are guesses then: no swaps (they would
+            # trade equals), and only clear gains (a wide dead band against estimate noise)
+            params = demand.saturated_params(params)
         moves = []
         for planned in plan(uplinks, wanted, now, params):
             mac, vlan = planned.key

@@ -11,39 +11,55 @@ So, per (uplink, direction):
   rate and the sum of its MACs' rates (either can lag). Hysteresis: it becomes saturated
   at >= `enter` of its speed and stops being so below `leave`, so a link hovering near
   full does not flip the estimates every run.
-- On a saturated link, a MAC carrying at least `bottleneck` (half) of the link's top
+- On a saturated link, a MAC carrying at least `bottleneck` (a quarter) of the link's top
   per-MAC rate (its max-min-fair water level) is held back by the link: its demand is
   unknown but at least what it carries. We estimate it as at least the fair share it would
   get if the bond were one divisible link: g = (capacity of all live uplinks - what the
   unbottlenecked MACs carry) / number of bottlenecked MACs. How TCP splits a full link
   among its held MACs from one second to the next is noise, so each counts the link's mean
-  held rate (the link's total is unchanged), raised to g. MACs below half the water level
+  held rate (the link's total is unchanged), raised to the larger of g and the best-served
+  full link's level (the same VM there would get that much). MACs below a quarter of the level
   got what they asked for: their demand is what they carry.
 - A demand seen is remembered (`Saturation.known`, the highest rate seen while a MAC was
-  plainly not held back: on a link with room, or under half a full link's level once
-  `settle` seconds have passed since its last move, so a moved MAC's smoothed rate, still
-  ramping, is not mistaken for its demand) and caps the guess g: a small VM stuck on a
-  full slow link is not taken for an elephant. Forgotten when no link is full.
+  plainly not held back: on a link with room, or under a quarter of a full link's level)
+  and caps the guess: a small VM stuck on a full slow link is not taken for an elephant.
+  Only once `settle` seconds have passed since the MAC's last placement change (learning
+  or move): before that its smoothed rate, or TCP's slow start, is still ramping and would
+  pass for a small demand. Forgotten when no link is full.
 
 The rebalancer then balances these estimates as it balances ordinary loads. On a bad
 split the slow link's MACs now weigh g each, more than it can carry, and some move to the
-fast link; once the split is right the estimates agree with it (every bottlenecked MAC is
-worth about g on either link), so nothing moves back: no flapping, and the dwell time and
-the rebalancer's strict-improvement rule still hold, since they apply to whatever loads
-`plan()` is given. Pure: no clock, no I/O.
+fast link; once the split is right the estimates agree with it, so nothing moves back. The
+dwell time and the rebalancer's strict-improvement rule still hold, since they apply to
+whatever loads `plan()` is given; what is not guaranteed is that successive estimates
+agree: while smoothed rates still ramp after a move, a MAC can be sent back once
+(bench/saturation.py counts these). While any link is full the caller disables swaps
+(BridgeCore.rebalance): per-MAC sizes are guesses then. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 
-from slb_ryu.core.rebalance import MacRow
+from slb_ryu.core.rebalance import MacRow, RebalanceParams
+
+SATURATED_TOLERANCE = 0.10
+
+
+def saturated_params(params: RebalanceParams) -> RebalanceParams:
+    """What plan() runs with while a link is full: estimates are guesses and TCP noisy, so
+    no swaps (they would trade equals) and a dead band of 10% instead of 2%."""
+    return dataclasses.replace(
+        params, swap_gain=math.inf, tolerance=max(params.tolerance, SATURATED_TOLERANCE)
+    )
 
 
 class Saturation:
     """Saturated flags per (uplink port, direction 0 = tx / 1 = rx), with hysteresis."""
 
-    def __init__(self, enter: float = 0.9, leave: float = 0.8, bottleneck: float = 0.5) -> None:
+    def __init__(self, enter: float = 0.9, leave: float = 0.8, bottleneck: float = 0.25) -> None:
         if not 0.0 < leave <= enter:
             raise ValueError("need 0 < leave <= enter")
         self.enter, self.leave, self.bottleneck = enter, leave, bottleneck
@@ -115,7 +131,7 @@ def estimate(
                 free += x
                 # not held back (a link with room, or well below a full link's level): it
                 # got what it asked for, once its smoothed rate has settled since a move
-                if lvl is None or (now is not None and now - row[5] >= settle and x < 0.5 * lvl):
+                if now is not None and now - row[5] >= settle:
                     k = (row[0], d)
                     known[k] = max(known.get(k, 0.0), x)  # max: a moved MAC's rate ramps up
         if not held:

@@ -89,13 +89,15 @@ def test_a_demand_seen_on_a_link_with_room_caps_the_guess():
     # MAC 0 on the 10G with room: it wants 0.3G
     first = [row(0, 1, 0.3 * GB), row(1, 2, 1.0 * GB)]
     sat.update(carried(first, caps, {}), caps)
-    estimate(first, caps, sat)
+    estimate(first, caps, sat)  # no time: nothing learned (a rate may still be ramping)
+    assert sat.known == {}
+    estimate(first, caps, sat, now=100.0)
     # later it sits on the full 1G next to another: both held (TCP splits the link 0.4 /
     # 0.6), but MAC 0 is known to want 0.3G: it keeps the link's mean, MAC 1 gets the
     # bond's fair share
     later = [row(0, 2, 0.4 * GB), row(1, 2, 0.6 * GB)]
     sat.update(carried(later, caps, {}), caps)
-    wanted = estimate(later, caps, sat)
+    wanted = estimate(later, caps, sat, now=110.0)
     assert wanted[0][2] == pytest.approx(0.5 * GB)
     assert wanted[1][2] == pytest.approx(5.5 * GB)
 
