@@ -39,7 +39,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 # Benchmarks (bench/README.md): matplotlib for the plots (pinned, requirements-bench.txt),
-# then the algorithm comparison (~20 s, no root) and the live Mininet comparison against
+# then the algorithm comparison (~75 s, no root) and the live Mininet comparison against
 # OVS balance-slb (~5 min, root). They rewrite bench/*.png and bench/live-results.json.
 bench: setup
 	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements-bench.txt

@@ -328,7 +328,7 @@ class SlbApp(app_manager.RyuApp):
         if poll["pending"] or core is None:
             return
         if poll["kind"] == "port":
-            core.port_stats(dict(poll["samples"]))
+            core.port_stats(dict(poll["samples"]), time.time())
         else:
             core.flow_stats(poll["samples"], time.time())
             self.stats_poll_seconds = time.monotonic() - poll["sent"]

@@ -309,9 +309,21 @@ OPTS: list[cfg.Opt] = [
     _float("min_dwell", 30.0, 0, 86400, "Seconds a MAC stays on its uplink after a move "
            "(bounds upstream MAC flapping).", "keep it >= rebalance_interval.",
            feeds="rebalance.min_dwell"),
-    _int("max_moves", 8, 1, 1000, "At most this many MAC moves per rebalance run.",
-         "each move costs flow-mods and learning packets; a run must end well within its "
-         "interval.", feeds="rebalance.max_moves"),
+    _int("max_moves", 8, 1, 1000, "Moves per rebalance run when little needs doing: the "
+         "floor of the run's budget, which grows with the gap (see max_burst).",
+         "each move costs flow-mods and learning packets.", feeds="rebalance.max_moves"),
+    _int("max_burst", 1000, 1, 100000, "Ceiling of moves in one rebalance run, however large "
+         "the gap (a returning uplink at 10,000 MACs needs hundreds).",
+         "a run must end well within its interval; every move is flow-mods and learning "
+         "packets, and upstream switches re-learn each MAC.", feeds="rebalance.max_burst"),
+    _int("spread_runs", 1, 1, 100, "A large rebalance of N moves is spread over this many runs "
+         "(ceil(N / spread_runs) per run; 1 = all at once, up to max_burst).",
+         "more spreads upstream MAC re-learning thinner but takes that many intervals.",
+         feeds="rebalance.spread_runs"),
+    _float("swap_gain", 0.25, 0, 1, "A swap (two MACs trade uplinks, tried when no single move "
+           "helps) must close at least this fraction of the pair's gap.",
+           "a swap moves two MACs, so it must earn more than a move.",
+           feeds="rebalance.swap_gain"),
     _bool("learning_packets", True, "Send GARP/RARP through the new uplink on a move."),
     _int("learning_repeat", 2, 1, 10, "Times the learning packets of a move are sent (frames "
          "still queued on the old uplink can re-teach the old switch after the first one).",

@@ -12,7 +12,7 @@ import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from slb_ryu.core import pipeline
+from slb_ryu.core import demand, pipeline
 from slb_ryu.core.errors import Conflict, NotFound
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.guards import AnnounceLock, FlapGuard
@@ -44,9 +44,10 @@ from slb_ryu.core.probe import (
 )
 from slb_ryu.core.rebalance import (
     DEFAULT_PARAMS,
-    MacLoad,
+    MacRow,
     RebalanceParams,
     UplinkState,
+    capacities,
     imbalance,
     plan,
 )
@@ -118,6 +119,9 @@ class BridgeCore:
         self.params = params
         self.limits = limits
         self.loads = LoadTracker(half_life=half_life)
+        self.port_loads = LoadTracker(half_life=half_life)  # uplink ports, by port_no
+        self.port_rates: dict[tuple[int, int], float] = {}  # (port_no, 0 tx / 1 rx) -> B/s
+        self.saturation = demand.Saturation()
         self.speeds = dict(speeds or {})
         self.access_vlans = dict(access_vlans or {})
         self.flaps = FlapGuard(limits.flap_limit, limits.flap_window, limits.flap_hold)
@@ -371,26 +375,42 @@ class BridgeCore:
                 continue
             entry.tx_bps, entry.rx_bps = self.loads.update(key, tx, rx, now, tx_age, rx_age)
 
-    def port_stats(self, counters: dict[int, tuple[int, int]]) -> None:
-        """Port byte counters (tx, rx) by port number, for the uplink view and metrics."""
+    def port_stats(self, counters: dict[int, tuple[int, int]], now: float | None = None) -> None:
+        """Port byte counters (tx, rx) by port number, for the uplink view and metrics; with
+        `now`, also the uplinks' smoothed rates, which tell the rebalancer a link is full."""
         for port_no, (tx, rx) in counters.items():
             port = self.placement.ports.get(port_no)
             if port is not None:
                 port.tx_bytes, port.rx_bytes = tx, rx
+                if now is not None and port.uplink:
+                    rates = self.port_loads.update(port_no, tx, rx, now)
+                    self.port_rates[(port_no, 0)], self.port_rates[(port_no, 1)] = rates
 
-    def _loads(self) -> list[MacLoad]:
+    def _loads(self) -> list[MacRow]:
+        """plan()'s input: plain tuples (key, uplink, tx, rx, pinned, since), built cheaply."""
         return [
-            MacLoad(e.key, e.uplink, e.tx_bps + e.rx_bps, e.pinned, e.since)
+            (e.key, e.uplink, e.tx_bps, e.rx_bps, e.pinned, e.since)
             for e in self.placement.macs.values()
         ]
 
     def rebalance(self, now: float) -> Output:
-        """Move MACs between usable uplinks as `rebalance.plan` decides; learning packets follow."""
+        """Move MACs between usable uplinks as `rebalance.plan` decides; learning packets follow.
+
+        On full uplinks the MACs' measured rates understate what they want: `demand`
+        raises those held back to their fair share before planning."""
         uplinks = [UplinkState(p.port_no, p.usable, p.speed_bps) for p in self.placement.uplinks]
         loads = self._loads()
         before = imbalance(uplinks, loads)
+        caps = capacities(uplinks)
+        if any(u.speed_bps > 0 for u in uplinks):  # "full" needs known speeds
+            self.saturation.update(demand.carried(loads, caps, self.port_rates), caps)
+        wanted = demand.estimate(loads, caps, self.saturation, now)
+        params = self.params
+        if self.saturation.flags:  # per-MAC sizes are guesses then: no swaps (they would
+            # trade equals), and only clear gains (a wide dead band against estimate noise)
+            params = demand.saturated_params(params)
         moves = []
-        for planned in plan(uplinks, loads, now, self.params):
+        for planned in plan(uplinks, wanted, now, params):
             mac, vlan = planned.key
             move = self.placement.move(mac, vlan, planned.new_uplink, now, REASON_REBALANCE)
             if move is not None:

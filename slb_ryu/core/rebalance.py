@@ -1,54 +1,69 @@
-"""Speed-aware, per-MAC rebalancing of a bridge's uplinks. Pure: no Ryu, no clock, no state.
+"""Speed-aware, per-MAC, per-direction rebalancing of a bridge's uplinks. Pure: no Ryu, no
+clock, no state.
 
-`plan()` takes the uplinks, every MAC's smoothed load and placement, and the time, and
-returns the moves to make. The caller applies them (flows + learning packets) and calls
+`plan()` takes the uplinks, every MAC's smoothed (tx, rx) load and placement, and the time,
+and returns the moves to make. The caller applies them (flows + learning packets) and calls
 again next interval with fresh loads.
 
-Objective. Uplink u carries L_u bytes/s over capacity C_u (bytes/s): its normalised load
-is n_u = L_u / C_u, so a 10G uplink next to a 1G one is balanced when it carries 10x the
-bytes. We minimise the maximum n_u, then the second largest, and so on (the vector of
-n_u sorted in descending order, compared lexicographically: "leximax"). The maximum is
-what users feel (the busiest link is where queues and drops are); the lexicographic
-tie-break lets a run improve the other uplinks when the busiest one cannot be helped
-(one giant or pinned MAC), which the bare maximum would ignore. A capacity-weighted sum
-of squares was tried and rejected: it would rather leave one overloaded 1G uplink at
-133% of the balanced level than put its MAC on a 10G uplink at 110%.
+Objective. Links are full duplex: uplink u carries T_u bytes/s out and R_u in over capacity
+C_u, and the two directions queue and drop separately, so its loads are the two values
+T_u / C_u and R_u / C_u (a 10G next to a 1G is balanced when it carries 10x the bytes each
+way). We minimise the largest of these 2 x uplinks values, then the second largest, and so
+on ("leximax": the sorted vector compared lexicographically). The maximum is what users
+feel; the tie-break lets a run improve other uplinks when the busiest cannot be helped
+(one giant or pinned MAC). Summing tx and rx, as we once did, hides a link full in one
+direction behind an idle other direction.
 
-Algorithm (greedy, at most `max_moves` per run). Repeatedly take the sender: the live
-uplink with the highest n that still has a useful move. For each live receiver r below
-it, x* = (n_s - n_r) / (1/C_s + 1/C_r) is the transfer that would equalise the pair, and
-moving x lowers the pair's maximum by drop(x) = min(x / C_s, n_s - n_r - x / C_r), which
-peaks at x*. Among the sender's movable MACs take the one (and the receiver) with the
-largest drop, provided
+Algorithm (greedy). Repeatedly take the sender s: the live uplink with the highest
+n_s = max(T_s, R_s) / C_s that still has a useful move; its bottleneck direction b is the
+one that attains n_s. For each live receiver r, x* = (n_s - n_rb) / (1/C_s + 1/C_r) is the
+transfer in direction b that would equalise the pair. Moving a MAC lowers the level V = n_s
+to the largest of the four new values (both directions of s and r): drop = n_s - that.
+Candidates are the sender's MACs whose b-load is nearest x*; the one (and receiver) with
+the largest drop is taken, provided
 
-- drop(x) > 0, i.e. n_r + x / C_r < n_s: the receiver ends below where the sender
-  started, so the maximum never rises and the sorted load vector strictly decreases;
-- drop(x) >= min_gain * drop(x*): the pair's excess shrinks by at least `min_gain`
-  (OVS's "improvement >= 10% of the deviation from the ideal split"), except that a MAC
-  carrying >= min_load that does not overshoot (x <= x*) is always worth it: with many
-  small MACs no single move can close 10% of a large gap, and the per-run budget
-  `max_moves`, not a gain threshold, must be what paces such a rebalance (OVS's per-bucket
-  rule stalls there: a returning uplink barely gets load back);
+- drop > 0: every changed value ends below n_s, so the maximum never rises and the sorted
+  vector strictly decreases (the entries >= n_s lose one, none above n_s changes);
+- drop >= min_gain * (n_s - L), L the best the pair could reach (its divisible split in
+  the worse direction, or its biggest MAC on the faster link): the move closes at least
+  `min_gain` of what the pair can gain (OVS: 10% of the ideal delta), or
+  the gap is large and made of small MACs: the MAC carries >= min_load, does not overshoot
+  (x_b <= x*), and x* exceeds every movable MAC on the sender. Many small MACs can then
+  only close the gap together, and the budget paces them. Once the gap is one MAC's own
+  size this exception ends, so no trickle of near-useless moves chases drift forever.
 
-ties go to the receiver left least loaded, then the lower port number. Gates against
-chasing noise: no sender below `min_load`; no pair whose gap is under `tolerance` of the
-sender's n or whose x* is under min_load / 2 (equal speeds: the sender carries less than
-min_load more than the receiver; OVS's 100000-byte rule). A MAC moves at most once per
-run.
+No single move helps: a swap (a MAC of s for a smaller one of r) is tried, taken only when
+it closes at least `swap_gain` of the pair's gap (it costs two MAC moves), under the same
+drop > 0 rule. Ties go to the receiver left least loaded, then the lower port number.
+Gates against chasing noise: no sender whose bottleneck carries less than `min_load`; no
+pair whose gap, or whose possible gain n_s - L, is under `tolerance` of n_s (the dead
+band, 2%), or whose x* is under min_load / 2 (OVS's 100000-byte rule). A MAC moves at
+most once per run.
 
-Guarantees. Every move strictly decreases the sorted load vector, by an amount bounded
-away from zero, so with constant loads repeated runs converge and then plan nothing, and
-no sequence of moves can cycle. A lone move is never undone by the next run (its reverse
-would raise the pair's maximum back to where it was); after several moves in one run, a
-later one can make an earlier one worth undoing, and what rules that out is `min_dwell`
->= the rebalance interval (defaults 30 s vs 10 s): a moved MAC sits out the next runs.
-The dwell time also bounds upstream MAC flapping while loads drift.
+Budget. The greedy is run to its end (a MAC moves once, so at most one move per MAC); the
+run keeps the first max(max_moves, ceil(N / spread_runs)) of its N moves, at most
+`max_burst` (defaults 8, 1, 1000). Drifting loads plan a move or two; a returning uplink
+at 10,000 MACs needs hundreds and gets them in one run, not 20 minutes of 8 per run (each
+moved MAC is one upstream flap however the moves are spread; spreading only delays, and
+since each run re-plans what is left, spread_runs 2 halves the rest each run). The greedy's
+moves are its most useful first (largest drop), so a truncated run does the big ones.
+
+Guarantees. Every move and swap strictly decreases the sorted load vector, by an amount
+bounded away from zero, so with constant loads repeated runs converge and then plan
+nothing, and no sequence of moves can cycle. A lone move is never undone by the next run
+(its reverse would raise the pair's level back to where it was); after several moves in one
+run, a later one can make an earlier one worth undoing, and what rules that out is
+`min_dwell` >= the rebalance interval (defaults 30 s vs 10 s): a moved MAC sits out the
+next runs. The dwell time also bounds upstream MAC flapping while loads drift.
 
 Not our concern: MACs on dead uplinks (or on ports not in `uplinks`). Failover re-pins
 them; until then they are ignored entirely: neither moved nor counted as load anywhere.
 
 Deterministic: the result depends only on the input values, not on the order of `macs`
 or `uplinks` (loads are summed with `math.fsum`, ties break on MAC key and port number).
+
+Input is plain tuples (`MacLoad` is a NamedTuple, so `(key, uplink, tx, rx, pinned,
+last_moved)` works as is): building 10,000 frozen dataclasses cost twice the plan itself.
 """
 
 from __future__ import annotations
@@ -57,49 +72,60 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+from typing import NamedTuple
+
+Key = tuple[str, int]
 
 
-@dataclass(frozen=True)
-class UplinkState:
+class UplinkState(NamedTuple):
     port_no: int
     live: bool
     speed_bps: int  # link speed in bits/s; 0 = unknown
 
 
-@dataclass(frozen=True)
-class MacLoad:
-    key: tuple[str, int]  # (mac, vlan)
+class MacLoad(NamedTuple):
+    key: Key  # (mac, vlan)
     uplink: int  # port_no it is pinned to now
-    load: float  # smoothed bytes/s, both directions (tx + rx)
+    tx: float  # smoothed bytes/s the MAC sends (leaves through its uplink)
+    rx: float  # smoothed bytes/s it receives (arrives through its uplink)
     pinned: bool  # operator-pinned: never moved
     last_moved: float  # time (s) of its last placement change
 
 
+MacRow = tuple[Key, int, float, float, bool, float]  # a MacLoad as a plain tuple: same fields
+Macs = Sequence[MacLoad] | Sequence[MacRow]
+
+
 @dataclass(frozen=True)
 class RebalanceParams:
-    # A move must cut the pair's normalised excess by at least this fraction (OVS: 10% of
-    # the deviation from the ideal split), unless the MAC carries >= min_load and does not
-    # overshoot (see the module docstring: many small MACs).
+    # A move must close this fraction of the pair's gap (OVS: 10% of the deviation from the
+    # ideal split), unless the gap is made of MACs smaller than it (module docstring).
     min_gain: float = 0.10
     # bytes/s (100 kbit/s): an uplink carrying less is noise, nothing moves off it; pairs
     # closer than this (in bytes) are left alone.
     min_load: float = 12500.0
     # s a MAC stays put after any placement change (bounds upstream MAC flapping).
     min_dwell: float = 30.0
-    # moves per run.
+    # moves per run when little needs doing (the floor of the budget).
     max_moves: int = 8
     # Dead band: uplinks whose normalised loads differ by less than this fraction of the
-    # sender's are balanced enough (OVS: ~3% of the receiver's). Lower: closer balance, more
-    # moves; bench/algorithm.py shows the trade-off.
-    tolerance: float = 0.04
+    # sender's are balanced enough (OVS: ~3% of the receiver's).
+    tolerance: float = 0.02
+    # A large rebalance (N moves) is spread over this many runs: ceil(N / spread_runs) per
+    # run (each run re-plans what is left, so 2 halves the rest each time: slow to finish).
+    spread_runs: int = 1
+    # Hard ceiling of moves per run, whatever the gap.
+    max_burst: int = 1000
+    # A swap (two MAC moves) must close at least this fraction of the pair's gap.
+    swap_gain: float = 0.25
 
 
 DEFAULT_PARAMS = RebalanceParams()
 
 
-@dataclass(frozen=True)
-class PlannedMove:
-    key: tuple[str, int]
+class PlannedMove(NamedTuple):
+    key: Key
     old_uplink: int
     new_uplink: int
 
@@ -124,58 +150,147 @@ def _clean(load: float) -> float:
     return load if load > 0.0 else 0.0
 
 
-def uplink_loads(uplinks: Sequence[UplinkState], macs: Sequence[MacLoad]) -> dict[int, float]:
-    """Bytes/s carried by each live uplink: the sum of the loads of the MACs pinned to it."""
-    parts: dict[int, list[float]] = {p: [] for p in capacities(uplinks)}
+def uplink_loads(uplinks: Sequence[UplinkState], macs: Macs) -> dict[int, tuple[float, float]]:
+    """(tx, rx) bytes/s carried by each live uplink: sums over the MACs pinned to it."""
+    parts: dict[int, tuple[list[float], list[float]]] = {p: ([], []) for p in capacities(uplinks)}
     for m in macs:
-        bucket = parts.get(m.uplink)
+        bucket = parts.get(m[1])  # uplink (plain tuples too: no attribute access)
         if bucket is not None:
-            bucket.append(_clean(m.load))
-    return {p: math.fsum(v) for p, v in parts.items()}
+            bucket[0].append(_clean(m[2]))
+            bucket[1].append(_clean(m[3]))
+    return {p: (math.fsum(t), math.fsum(r)) for p, (t, r) in parts.items()}
 
 
-def imbalance(uplinks: Sequence[UplinkState], macs: Sequence[MacLoad]) -> float:
-    """Max normalised live-uplink load over the balanced level (1.0 = perfect).
-
-    The balanced level is sum(L) / sum(C), the normalised load every live uplink would
-    carry if load were divisible, i.e. the capacity-weighted mean of the n_u (a 10G at
-    0.5 next to an idle 1G is *not* perfect). With no live uplink or no load there is
-    nothing to balance: 1.0. MACs on dead uplinks are not counted.
-    """
+def normalised(uplinks: Sequence[UplinkState], macs: Macs) -> list[float]:
+    """The objective: every live (uplink, direction) load / capacity, largest first."""
     cap = capacities(uplinks)
     loads = uplink_loads(uplinks, macs)
-    total = math.fsum(loads.values())
-    if not cap or total <= 0.0:
+    return sorted((x / cap[p] for p, pair in loads.items() for x in pair), reverse=True)
+
+
+def imbalance(uplinks: Sequence[UplinkState], macs: Macs) -> float:
+    """Worst (uplink, direction) normalised load over the balanced level (1.0 = perfect).
+
+    The balanced level of a direction is its total / sum(C), what every live uplink would
+    carry if load were divisible; the figure is max over u, d of (L_ud / C_u) over the
+    larger of the two levels. With no live uplink or no load: 1.0. MACs on dead uplinks
+    are not counted. (The exact optimum is often above 1.0: bench/optimum.py.)
+    """
+    cap = capacities(uplinks)
+    if not cap:
         return 1.0
-    level = total / math.fsum(cap.values())
-    return max(loads[p] / cap[p] for p in cap) / level
+    loads = uplink_loads(uplinks, macs)
+    total_cap = math.fsum(cap.values())
+    level = max(
+        (math.fsum(pair[d] for pair in loads.values()) / total_cap for d in (0, 1)), default=0.0
+    )
+    if level <= 0.0:
+        return 1.0
+    return max(max(t, r) / cap[p] for p, (t, r) in loads.items()) / level
+
+
+_first = itemgetter(0)
 
 
 class _Pool:
-    """The movable MACs of one uplink, sorted by (load, key) for closest-load lookups."""
+    """The movable MACs of one uplink, sorted by one direction's load, for nearest lookups."""
 
     __slots__ = ("loads", "keys")
 
-    def __init__(self, items: list[tuple[float, tuple[str, int]]]) -> None:
-        items.sort()
+    def __init__(self, items: list[tuple[float, Key]]) -> None:
+        items.sort(key=_first)  # float compares only (3x faster than whole tuples) ...
+        i, n = 0, len(items)
+        while i < n:  # ... then equal loads by key, so input order never matters
+            j = i + 1
+            while j < n and items[j][0] == items[i][0]:
+                j += 1
+            if j - i > 1:
+                items[i:j] = sorted(items[i:j])
+            i = j
         self.loads = [x for x, _ in items]
         self.keys = [k for _, k in items]
 
-    def around(self, target: float) -> tuple[int, ...]:
-        """Indexes of the largest load <= target and the smallest >= target (if any)."""
+    def around(self, target: float, width: int = 3) -> range:
+        """Indexes of the `width` loads just below `target` and the `width` just above; all
+        of them in a small pool (the other direction can make a farther one the best)."""
+        if len(self.loads) <= 4 * width:
+            return range(len(self.loads))
         i = bisect.bisect_right(self.loads, target)
-        j = bisect.bisect_left(self.loads, target)
-        below = (i - 1,) if i > 0 else ()
-        above = (j,) if j < len(self.loads) and j != i - 1 else ()
-        return below + above
+        return range(max(0, i - width), min(len(self.loads), i + width))
 
-    def pop(self, i: int) -> tuple[float, tuple[str, int]]:
-        return self.loads.pop(i), self.keys.pop(i)
+    def remove(self, load: float, key: Key) -> None:
+        i = bisect.bisect_left(self.loads, load)
+        while self.keys[i] != key:
+            i += 1
+        del self.loads[i]
+        del self.keys[i]
+
+
+_Movable = tuple[list[float], list[float], list[Key]]  # tx, rx, key of one uplink's MACs
+
+
+class _Items(dict):
+    """uplink -> {key: (tx, rx)} of its movable MACs, built on first access."""
+
+    def __init__(self, movable: dict[int, _Movable]) -> None:
+        super().__init__()
+        self._movable = movable
+
+    def __missing__(self, port: int) -> dict[Key, tuple[float, float]]:
+        ts, rs, ks = self._movable[port]
+        built = self[port] = {k: (t, r) for t, r, k in zip(ts, rs, ks, strict=True)}
+        return built
+
+
+class _State:
+    """Loads, capacities and lazily sorted pools of one planning run."""
+
+    def __init__(
+        self,
+        cap: dict[int, float],
+        tx: dict[int, float],
+        rx: dict[int, float],
+        movable: dict[int, _Movable],
+        biggest: dict[int, list[float]],
+    ) -> None:
+        self.cap = cap
+        self.load = {p: [tx[p], rx[p]] for p in cap}
+        self.items = _Items(movable)  # built per uplink on first use (most are never used)
+        # largest single MAC load per direction ever on each uplink this run (moved or not):
+        # no placement of the pair can beat it on the faster link
+        self.biggest = biggest
+        self._pools: dict[tuple[int, int], _Pool] = {}
+
+    def pool(self, port: int, d: int) -> _Pool:
+        pool = self._pools.get((port, d))
+        if pool is None:
+            items = [(x[d], k) for k, x in self.items[port].items()]
+            pool = self._pools[(port, d)] = _Pool(items)
+        return pool
+
+    def level(self, port: int) -> tuple[float, int]:
+        """(n, bottleneck direction) of an uplink; ties go to tx."""
+        t, r = self.load[port]
+        c = self.cap[port]
+        return (t / c, 0) if t >= r else (r / c, 1)
+
+    def take(self, key: Key, src: int, dst: int) -> None:
+        t, r = self.items[src].pop(key)
+        for d, x in ((0, t), (1, r)):
+            pool = self._pools.get((src, d))
+            if pool is not None:
+                pool.remove(x, key)
+        self.load[src][0] -= t
+        self.load[src][1] -= r
+        self.load[dst][0] += t
+        self.load[dst][1] += r
+        big = self.biggest[dst]
+        big[0], big[1] = max(big[0], t), max(big[1], r)
 
 
 def plan(
     uplinks: Sequence[UplinkState],
-    macs: Sequence[MacLoad],
+    macs: Macs,
     now: float,
     params: RebalanceParams = DEFAULT_PARAMS,
 ) -> list[PlannedMove]:
@@ -187,78 +302,169 @@ def plan(
     cap = capacities(uplinks)
     if len(cap) < 2 or params.max_moves <= 0:
         return []
-    if len({m.key for m in macs}) != len(macs):
-        raise ValueError("duplicate (MAC, VLAN) key")
-    parts: dict[int, list[float]] = {p: [] for p in cap}
-    movable: dict[int, list[tuple[float, tuple[str, int]]]] = {p: [] for p in cap}
+    tx: dict[int, list[float]] = {p: [] for p in cap}
+    rx: dict[int, list[float]] = {p: [] for p in cap}
+    # parallel lists of objects that already exist: no allocation per MAC (the garbage
+    # collector's pauses, not the arithmetic, set this function's worst case)
+    movable: dict[int, _Movable] = {p: ([], [], []) for p in cap}
     min_dwell = params.min_dwell
-    for m in macs:  # the hot loop: 10,000 MACs
-        bucket = parts.get(m.uplink)
+    for key, uplink, t, r, pinned, last_moved in macs:  # the hot loop: 10,000 MACs
+        bucket = tx.get(uplink)
         if bucket is None:
             continue  # on a dead or unknown uplink: failover's business
-        load = m.load
-        if not load > 0.0:
-            bucket.append(0.0)  # negative or NaN: a broken estimate must not attract traffic
-            continue
-        bucket.append(load)
-        if not m.pinned and now - m.last_moved >= min_dwell:
-            movable[m.uplink].append((load, m.key))
-    load_of = {p: math.fsum(v) for p, v in parts.items()}
-    pools = {p: _Pool(items) for p, items in movable.items()}
-
+        t = t if t > 0.0 else 0.0  # negative or NaN: must not attract traffic
+        r = r if r > 0.0 else 0.0
+        bucket.append(t)
+        rx[uplink].append(r)
+        if (t > 0.0 or r > 0.0) and not pinned and now - last_moved >= min_dwell:
+            ts, rs, ks = movable[uplink]
+            ts.append(t)
+            rs.append(r)
+            ks.append(key)
+    if len({m[0] for m in macs}) != len(macs):
+        raise ValueError("duplicate (MAC, VLAN) key")
+    state = _State(
+        cap,
+        {p: math.fsum(v) for p, v in tx.items()},
+        {p: math.fsum(v) for p, v in rx.items()},
+        movable,
+        {p: [max(tx[p], default=0.0), max(rx[p], default=0.0)] for p in cap},
+    )
+    groups = _greedy(state, params)
+    needed = sum(len(g) for g in groups)
+    budget = max(params.max_moves, -(-needed // max(1, params.spread_runs)))
+    budget = min(budget, max(params.max_burst, params.max_moves))
     moves: list[PlannedMove] = []
-    exhausted: set[int] = set()
-    while len(moves) < params.max_moves:
-        senders = [p for p in cap if p not in exhausted]
-        if not senders:
+    for group in groups:  # a swap is kept or dropped whole
+        if len(moves) + len(group) > budget:
             break
-        src = max(senders, key=lambda p: (load_of[p] / cap[p], -p))
-        choice = _best_move(src, cap, load_of, pools[src], params)
-        if choice is None:
-            exhausted.add(src)  # nothing useful leaves it this run
-            continue
-        dst, index = choice
-        x, key = pools[src].pop(index)  # moved once per run: not added to dst's pool
-        load_of[src] -= x
-        load_of[dst] += x
-        moves.append(PlannedMove(key, src, dst))
+        moves += group
     return moves
 
 
-def _best_move(
-    src: int,
-    cap: dict[int, float],
-    load_of: dict[int, float],
-    pool: _Pool,
-    params: RebalanceParams,
-) -> tuple[int, int] | None:
-    """(receiver, pool index) of the move off `src` that lowers the pair maximum most."""
-    if load_of[src] < params.min_load or not pool.loads:
+def _greedy(state: _State, params: RebalanceParams) -> list[tuple[PlannedMove, ...]]:
+    """Every move (or swap: two moves) the greedy makes until nothing useful is left."""
+    groups: list[tuple[PlannedMove, ...]] = []
+    exhausted: set[int] = set()
+    cap = state.cap
+    while True:
+        senders = [p for p in cap if p not in exhausted]
+        if not senders:
+            break
+        src = max(senders, key=lambda p: (state.level(p)[0], -p))
+        choice = _best_move(src, state, params)
+        if choice is not None:
+            dst, key = choice
+            state.take(key, src, dst)
+            groups.append((PlannedMove(key, src, dst),))
+            continue
+        swap = _best_swap(src, state, params)
+        if swap is None:
+            exhausted.add(src)  # nothing useful leaves it this run
+            continue
+        dst, out_key, in_key = swap
+        state.take(out_key, src, dst)
+        state.take(in_key, dst, src)
+        groups.append((PlannedMove(out_key, src, dst), PlannedMove(in_key, dst, src)))
+    return groups
+
+
+def _pair(state: _State, src: int, dst: int, params: RebalanceParams) -> tuple[float, float] | None:
+    """(x*: bytes that would even the pair in the sender's bottleneck, the pair's possible
+    gain in normalised load), or None if the pair is balanced enough."""
+    n_src, b = state.level(src)
+    c_src, c_dst = state.cap[src], state.cap[dst]
+    gap = n_src - state.load[dst][b] / c_dst
+    if gap <= 0.0 or gap < params.tolerance * n_src:
         return None
-    c_src = cap[src]
-    n_src = load_of[src] / c_src
-    best: tuple[float, float, int, int] | None = None  # (-drop, receiver's new n, dst, index)
-    for dst in cap:
+    ideal = gap / (1.0 / c_src + 1.0 / c_dst)
+    if ideal < params.min_load / 2.0:
+        return None
+    ls, ld = state.load[src], state.load[dst]
+    bs, bd = state.biggest[src], state.biggest[dst]
+    both, fastest = c_src + c_dst, max(c_src, c_dst)
+    # the best the pair could reach: divisible split, or its biggest MAC on the faster link
+    level = max(
+        (ls[0] + ld[0]) / both,
+        (ls[1] + ld[1]) / both,
+        max(bs[0], bd[0]) / fastest,
+        max(bs[1], bd[1]) / fastest,
+    )
+    possible = n_src - level
+    if possible <= 0.0 or possible < params.tolerance * n_src:
+        return None  # the pair cannot gain more than the dead band: leave it
+    return ideal, possible
+
+
+def _after(state: _State, src: int, dst: int, t: float, r: float) -> float:
+    """Largest of the four changed normalised values if (t, r) goes from src to dst."""
+    ls, ld = state.load[src], state.load[dst]
+    c_src, c_dst = state.cap[src], state.cap[dst]
+    return max((ls[0] - t) / c_src, (ls[1] - r) / c_src, (ld[0] + t) / c_dst, (ld[1] + r) / c_dst)
+
+
+def _best_move(src: int, state: _State, params: RebalanceParams) -> tuple[int, Key] | None:
+    """(receiver, MAC) of the move off `src` that lowers the pair's level most."""
+    n_src, b = state.level(src)
+    if n_src * state.cap[src] < params.min_load or not state.items[src]:
+        return None
+    pool = state.pool(src, b)
+    largest = pool.loads[-1]
+    items = state.items[src]
+    best: tuple[float, float, int, Key] | None = None  # (-drop, receiver's new n, dst, key)
+    for dst in state.cap:
         if dst == src:
             continue
-        c_dst = cap[dst]
-        n_dst = load_of[dst] / c_dst
-        gap = n_src - n_dst
-        if gap <= 0.0 or gap < params.tolerance * n_src:
+        pair = _pair(state, src, dst, params)
+        if pair is None:
             continue
-        ideal = gap / (1.0 / c_src + 1.0 / c_dst)  # bytes/s that would equalise the pair
-        if ideal < params.min_load / 2.0:
-            continue
-        need = params.min_gain * ideal / c_src  # min_gain of the best possible drop
-        # the drop peaks at x*: the best candidates are the loads just below and above it
+        ideal, possible = pair
+        need = params.min_gain * possible
+        trickle = ideal > largest  # the gap is bigger than any MAC that could close it
         for index in pool.around(ideal):
-            x = pool.loads[index]
-            drop = min(x / c_src, gap - x / c_dst)
+            key = pool.keys[index]
+            t, r = items[key]
+            drop = n_src - _after(state, src, dst, t, r)
             if drop <= 0.0:
                 continue
-            if drop < need and not (params.min_load <= x <= ideal):
+            x = t if b == 0 else r
+            if drop < need and not (trickle and params.min_load <= x <= ideal):
                 continue
-            candidate = (-drop, n_dst + x / c_dst, dst, index)
+            ld = state.load[dst]
+            new_dst = max(ld[0] + t, ld[1] + r) / state.cap[dst]
+            candidate = (-drop, new_dst, dst, key)
             if best is None or candidate < best:
                 best = candidate
     return None if best is None else (best[2], best[3])
+
+
+def _best_swap(src: int, state: _State, params: RebalanceParams) -> tuple[int, Key, Key] | None:
+    """(receiver, MAC out of src, MAC back into src) of the best large-gain swap, if any."""
+    n_src, b = state.level(src)
+    if n_src * state.cap[src] < params.min_load or not state.items[src]:
+        return None
+    pool = state.pool(src, b)
+    items = state.items[src]
+    best: tuple[float, int, Key, Key] | None = None
+    for dst in state.cap:
+        if dst == src or not state.items[dst]:
+            continue
+        pair = _pair(state, src, dst, params)
+        if pair is None:
+            continue
+        ideal, possible = pair
+        need = params.swap_gain * possible
+        back = state.pool(dst, b)
+        for out_key in pool.keys[-8:]:  # the sender's largest MACs in its bottleneck
+            t1, r1 = items[out_key]
+            x1 = t1 if b == 0 else r1
+            for index in back.around(x1 - ideal):
+                in_key = back.keys[index]
+                t2, r2 = state.items[dst][in_key]
+                drop = n_src - _after(state, src, dst, t1 - t2, r1 - r2)
+                if drop <= 0.0 or drop < need:
+                    continue
+                candidate = (-drop, dst, out_key, in_key)
+                if best is None or candidate < best:
+                    best = candidate
+    return None if best is None else (best[1], best[2], best[3])

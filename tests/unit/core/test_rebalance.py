@@ -17,6 +17,7 @@ from slb_ryu.core.rebalance import (
     UplinkState,
     capacities,
     imbalance,
+    normalised,
     plan,
     uplink_loads,
 )
@@ -31,28 +32,34 @@ def up(*speeds: int, dead: tuple[int, ...] = ()) -> list[UplinkState]:
     return [UplinkState(i, i not in dead, s) for i, s in enumerate(speeds, start=1)]
 
 
-def mac(i: int, uplink: int, load: float, pinned: bool = False, last_moved: float = -1e9):
+def mac(
+    i: int,
+    uplink: int,
+    load: float,
+    pinned: bool = False,
+    last_moved: float = -1e9,
+    rx: float | None = None,
+) -> MacLoad:
+    """`load` split evenly between tx and rx, or tx = load and rx as given."""
+    tx, rx = (load / 2, load / 2) if rx is None else (load, rx)
     return MacLoad(
-        (f"02:00:00:00:{i >> 8:02x}:{i & 0xFF:02x}", i % 3), uplink, load, pinned, last_moved
+        (f"02:00:00:00:{i >> 8:02x}:{i & 0xFF:02x}", i % 3), uplink, tx, rx, pinned, last_moved
     )
 
 
 def apply(macs: list[MacLoad], moves: list[PlannedMove], now: float) -> list[MacLoad]:
     to = {m.key: m.new_uplink for m in moves}
-    return [MacLoad(m.key, to[m.key], m.load, m.pinned, now) if m.key in to else m for m in macs]
+    return [m._replace(uplink=to[m.key], last_moved=now) if m.key in to else m for m in macs]
 
 
 def max_norm(uplinks: list[UplinkState], macs: list[MacLoad]) -> float:
-    cap = capacities(uplinks)
-    loads = uplink_loads(uplinks, macs)
-    return max((loads[p] / cap[p] for p in cap), default=0.0)
+    """The worst (uplink, direction) normalised load."""
+    return max(normalised(uplinks, macs), default=0.0)
 
 
 def leximax(uplinks: list[UplinkState], macs: list[MacLoad]) -> list[float]:
-    """The objective: normalised uplink loads, largest first (compared lexicographically)."""
-    cap = capacities(uplinks)
-    loads = uplink_loads(uplinks, macs)
-    return sorted((loads[p] / cap[p] for p in cap), reverse=True)
+    """The objective: per-direction normalised loads, largest first (compared lexicographically)."""
+    return normalised(uplinks, macs)
 
 
 def run_until_stable(uplinks, macs, params=DEFAULT_PARAMS, interval=10.0, limit=500):
@@ -114,11 +121,20 @@ def test_dead_uplinks_are_never_destinations_and_their_macs_are_left_alone():
     assert plan(up(G, G), [mac(1, 7, 50 * MBPS), mac(2, 7, 50 * MBPS)], 100.0) == []
 
 
-def test_at_most_max_moves_per_run():
+def test_budget_is_max_moves_or_a_share_of_what_the_gap_needs():
+    # 200 equal MACs all on uplink 1: ~100 moves needed, spread over spread_runs runs
     macs = [mac(i, 1, MBPS) for i in range(200)]
-    assert len(plan(up(G, G), macs, 100.0)) == DEFAULT_PARAMS.max_moves
-    assert len(plan(up(G, G), macs, 100.0, RebalanceParams(max_moves=3))) == 3
+    needed = len(plan(up(G, G), macs, 100.0, RebalanceParams(spread_runs=1)))
+    assert 90 <= needed <= 100
+    assert len(plan(up(G, G), macs, 100.0)) == -(-needed // DEFAULT_PARAMS.spread_runs)
+    assert len(plan(up(G, G), macs, 100.0, RebalanceParams(spread_runs=4))) == -(-needed // 4)
+    # max_burst caps it; max_moves is the floor; 0 switches rebalancing off
+    assert len(plan(up(G, G), macs, 100.0, RebalanceParams(max_burst=3, max_moves=3))) == 3
+    assert len(plan(up(G, G), macs, 100.0, RebalanceParams(max_moves=60, spread_runs=4))) == 60
     assert plan(up(G, G), macs, 100.0, RebalanceParams(max_moves=0)) == []
+    # little to do: the floor max_moves is not a quota
+    few = [mac(i, 1, MBPS) for i in range(4)]
+    assert len(plan(up(G, G), few, 100.0)) == 2
 
 
 def test_noise_does_not_move_anything():
@@ -130,17 +146,51 @@ def test_noise_does_not_move_anything():
     assert plan(up(G, G), macs, 100.0) == []
 
 
-def test_a_move_must_shrink_the_gap_by_min_gain_or_carry_min_load():
-    # Uplink 1: a 100 Mbit/s MAC (too big to move: it would overshoot) and a 5 kB/s one,
-    # which closes 1/625 of the 25 Mbit/s ideal transfer and is below min_load: not worth
-    # a MAC flap upstream.
-    macs = [mac(0, 1, 100 * MBPS), mac(1, 1, 5000.0), mac(2, 2, 51 * MBPS)]
+def test_no_trickle_once_the_gap_is_one_macs_size():
+    # Uplink 1: a 100 Mbit/s MAC (too big to move: it would overshoot) and a 200 kbit/s
+    # one, which closes 1/125 of the 25 Mbit/s gap: not worth a MAC flap upstream, since
+    # the gap is smaller than a MAC that could close it.
+    macs = [mac(0, 1, 100 * MBPS), mac(1, 1, 0.2 * MBPS), mac(2, 2, 51 * MBPS)]
     assert plan(up(G, G), macs, 100.0) == []
-    assert plan(up(G, G), macs, 100.0, RebalanceParams(min_gain=0.001)) != []
-    # A small MAC that still carries min_load is real traffic: moved (the budget of
-    # max_moves per run, not min_gain, is what bounds many small moves).
-    macs[1] = mac(1, 1, 2 * DEFAULT_PARAMS.min_load)
-    assert [m.key for m in plan(up(G, G), macs, 100.0)] == [macs[1].key]
+    assert plan(up(G, G), macs, 100.0, RebalanceParams(min_gain=0.001, tolerance=0.0)) != []
+    # A pinned 30 Mbit/s MAC and twenty 1 Mbit/s ones on uplink 1, uplink 2 idle: each
+    # small MAC closes 1/20 of the gap (< min_gain), but the gap exceeds every MAC that
+    # can move, so only small MACs together can close it: they move (the budget paces).
+    macs = [mac(0, 1, 30 * MBPS, pinned=True)] + [mac(i, 1, MBPS) for i in range(1, 21)]
+    moves = plan(up(G, G), macs, 100.0)
+    assert len(moves) >= 18 and all(m.old_uplink == 1 and m.new_uplink == 2 for m in moves)
+    assert max_norm(up(G, G), apply(macs, moves, 100.0)) <= 1.04 * 15 * MBPS / (G / 8)
+
+
+def test_per_direction_a_receive_heavy_mac_balances_the_receive_side():
+    # Uplink 1 receives 80 Mbit/s (two receivers) and sends 10; uplink 2 sends 80 (two
+    # senders) and receives 10. Summed, both carry 90: balanced. Per direction each has one
+    # direction at 80 against 10: one receiver and one sender should trade places.
+    macs = [
+        mac(0, 1, 5 * MBPS, rx=40 * MBPS),
+        mac(1, 1, 5 * MBPS, rx=40 * MBPS),
+        mac(2, 2, 40 * MBPS, rx=5 * MBPS),
+        mac(3, 2, 40 * MBPS, rx=5 * MBPS),
+    ]
+    uplinks = up(G, G)
+    after, _ = run_until_stable(uplinks, macs)
+    assert max_norm(uplinks, after) == pytest.approx(45 * MBPS / (G / 8))
+    assert imbalance(uplinks, after) == pytest.approx(1.0)
+    assert imbalance(uplinks, macs) == pytest.approx(80 / 45)
+
+
+def test_a_swap_when_no_single_move_helps():
+    # 7 + 5 on uplink 1, 6 + 4 on uplink 2: any single move raises the maximum; swapping
+    # the 5 and the 4 gives 11 / 11.
+    loads = {0: (1, 7), 1: (1, 5), 2: (2, 6), 3: (2, 4)}
+    macs = [mac(i, u, x * MBPS) for i, (u, x) in loads.items()]
+    moves = plan(up(G, G), macs, 100.0)
+    assert sorted((m.old_uplink, m.new_uplink) for m in moves) == [(1, 2), (2, 1)]
+    assert imbalance(up(G, G), apply(macs, moves, 100.0)) == pytest.approx(1.0)
+    for single in range(4):  # indeed no single move would do
+        moved = [m._replace(uplink=3 - m.uplink) if i == single else m for i, m in enumerate(macs)]
+        assert max_norm(up(G, G), moved) > max_norm(up(G, G), macs)
+    assert plan(up(G, G), macs, 100.0, RebalanceParams(swap_gain=1.01)) == []
 
 
 def test_never_moves_a_mac_onto_a_slow_link_past_the_senders_level():
@@ -172,7 +222,7 @@ def test_ten_gig_next_to_one_gig_gets_ten_times_the_load():
     macs = [mac(i, 2, 2 * MBPS) for i in range(300)]
     macs, _ = run_until_stable(uplinks, macs)
     loads = uplink_loads(uplinks, macs)
-    assert 8.0 <= loads[1] / loads[2] <= 12.0
+    assert 8.0 <= loads[1][0] / loads[2][0] <= 12.0
     assert imbalance(uplinks, macs) < 1.06
 
 
@@ -259,6 +309,7 @@ def scenarios(draw, max_uplinks=4, max_macs=60):
             (f"02:00:00:00:00:{i:02x}", draw(st.sampled_from([0, 10]))),
             draw(st.integers(1, n_up + 1)),  # n_up + 1: a port that is not an uplink
             draw(loads),
+            draw(loads),
             draw(st.booleans()) if draw(st.integers(0, 9)) == 0 else False,
             draw(st.sampled_from([-1e9, 0.0, 80.0, 95.0])),
         )
@@ -270,6 +321,9 @@ def scenarios(draw, max_uplinks=4, max_macs=60):
         min_dwell=draw(st.sampled_from([0.0, 30.0])),
         max_moves=draw(st.integers(0, 10)),
         tolerance=draw(st.sampled_from([0.0, 0.05])),
+        spread_runs=draw(st.sampled_from([1, 2])),
+        max_burst=draw(st.sampled_from([1, 4, 2000])),
+        swap_gain=draw(st.sampled_from([0.2, 0.5, 2.0])),
     )
     return uplinks, macs, params
 
@@ -282,7 +336,7 @@ def test_property_every_move_is_legal_and_max_never_rises(scenario):
     moves = plan(uplinks, macs, now, params)
     live = {u.port_no for u in uplinks if u.live}
     by_key = {m.key: m for m in macs}
-    assert len(moves) <= params.max_moves
+    assert len(moves) <= (max(params.max_moves, params.max_burst) if params.max_moves else 0)
     assert len({m.key for m in moves}) == len(moves)
     for move in moves:
         entry = by_key[move.key]
@@ -319,7 +373,7 @@ def test_property_constant_loads_converge_without_ping_pong(scenario):
     where it is promised."""
     uplinks, macs, params = scenario
     params = dataclasses.replace(params, max_moves=max(params.max_moves, 1))
-    promised = params.min_dwell >= 10.0 or params.max_moves == 1
+    promised = params.min_dwell >= 10.0 or params.max_moves == params.max_burst == 1
     now = 100.0
     last_from: dict[tuple[str, int], tuple[int, int]] = {}
     start_max = max_norm(uplinks, macs)
@@ -346,7 +400,7 @@ def test_property_constant_loads_converge_without_ping_pong(scenario):
 @given(scenarios(max_macs=40))
 def test_property_a_lone_move_is_never_undone_by_the_next_run(scenario):
     uplinks, macs, params = scenario
-    params = dataclasses.replace(params, max_moves=1, min_dwell=0.0)
+    params = dataclasses.replace(params, max_moves=1, max_burst=1, min_dwell=0.0)
     first = plan(uplinks, macs, 100.0, params)
     if first:
         second = plan(uplinks, apply(macs, first, 100.0), 110.0, params)

@@ -1,0 +1,177 @@
+"""The yardstick for the rebalancing benchmark: the best any per-MAC placement can do.
+
+Objective (the one users feel on full-duplex links): the worst *per-direction*
+speed-normalised uplink load, max over live uplinks u and directions d in {tx, rx} of
+L_ud / C_u. Each MAC is one indivisible item with a tx and an rx load.
+
+- `optimum()`: exact, by mixed-integer programming (`scipy.optimize.milp`, HiGHS), for
+  small cases (default up to 16 MACs): x_iu in {0, 1}, sum_u x_iu = 1, L_ud / C_u <= T,
+  minimise T.
+- `lower_bound()`: for any size, max over d of max(total_d / sum C, largest MAC_d / max C):
+  no placement does better (the first is the divisible split, the second the biggest item
+  on the fastest link). A ratio to it is an upper bound on the ratio to the optimum.
+- `min_moves()`: the fewest MACs that must change uplink, from a given placement, to get
+  within `slack` (default 5%) of a target T: exact by MILP (minimise the MACs off their
+  start uplink) when small, else a lower bound: each uplink over the target in some
+  direction must shed at least its excess, and the fewest MACs that can do it are its
+  largest ones (summed over uplinks, since a MAC leaves only one).
+
+Loads are scaled to the divisible level before solving (HiGHS works in floating point
+with absolute tolerances; bytes/s of 10G links would make them meaningless).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+Loads = Sequence[tuple[float, float]]  # per MAC: (tx, rx) bytes/s
+
+EXACT_MAX_MACS = 16
+
+
+def worst(place: Sequence[int], loads: Loads, caps: dict[int, float]) -> float:
+    """Max over uplinks and directions of load / capacity, for a placement (uplink per MAC)."""
+    tx = dict.fromkeys(caps, 0.0)
+    rx = dict.fromkeys(caps, 0.0)
+    for u, (t, r) in zip(place, loads, strict=True):
+        if u in caps:
+            tx[u] += t
+            rx[u] += r
+    return max(max(tx[u], rx[u]) / caps[u] for u in caps)
+
+
+def lower_bound(loads: Loads, caps: dict[int, float]) -> float:
+    total_cap = sum(caps.values())
+    fastest = max(caps.values())
+    bound = 0.0
+    for d in (0, 1):
+        values = [x[d] for x in loads]
+        if values:
+            bound = max(bound, sum(values) / total_cap, max(values) / fastest)
+    return bound
+
+
+def _scale(loads: Loads, caps: dict[int, float]) -> float:
+    return lower_bound(loads, caps) or 1.0
+
+
+def optimum(loads: Loads, caps: dict[int, float], time_limit: float = 10.0) -> float:
+    """Exact min over placements of `worst` (MILP). Raises ValueError when unsolved."""
+    ports = sorted(caps)
+    n, m = len(loads), len(ports)
+    if n == 0:
+        return 0.0
+    s = _scale(loads, caps)
+    nv = n * m + 1  # x_iu then T
+    c = np.zeros(nv)
+    c[-1] = 1.0
+    rows, lo, hi = [], [], []
+    for i in range(n):  # each MAC on exactly one uplink
+        row = np.zeros(nv)
+        row[i * m : (i + 1) * m] = 1.0
+        rows.append(row)
+        lo.append(1.0)
+        hi.append(1.0)
+    for j, u in enumerate(ports):
+        for d in (0, 1):
+            row = np.zeros(nv)
+            for i in range(n):
+                row[i * m + j] = loads[i][d] / s / caps[u]
+            row[-1] = -1.0
+            rows.append(row)
+            lo.append(-np.inf)
+            hi.append(0.0)
+    integrality = np.ones(nv)
+    integrality[-1] = 0
+    upper = np.ones(nv)
+    upper[-1] = np.inf
+    res = milp(
+        c,
+        constraints=LinearConstraint(np.array(rows), lo, hi),
+        integrality=integrality,
+        bounds=Bounds(np.zeros(nv), upper),
+        options={"time_limit": time_limit},
+    )
+    if res.x is None:
+        raise ValueError(f"MILP failed: {res.message}")
+    x = res.x[:-1].reshape(n, m)
+    place = [ports[int(np.argmax(x[i]))] for i in range(n)]
+    return worst(place, loads, caps)  # recomputed exactly from the integral placement
+
+
+def best(loads: Loads, caps: dict[int, float]) -> tuple[float, bool]:
+    """(optimum, exact) when small enough, else (lower bound, False)."""
+    if len(loads) <= EXACT_MAX_MACS:
+        return optimum(loads, caps), True
+    return lower_bound(loads, caps), False
+
+
+def min_moves(
+    start: Sequence[int],
+    loads: Loads,
+    caps: dict[int, float],
+    target: float,
+    exact: bool | None = None,
+    time_limit: float = 10.0,
+) -> tuple[int, bool]:
+    """(fewest moves from `start` to reach worst <= target, exact?). `target` includes slack."""
+    if exact is None:
+        exact = len(loads) <= EXACT_MAX_MACS
+    if not exact:
+        return _moves_bound(start, loads, caps, target), False
+    ports = sorted(caps)
+    n, m = len(loads), len(ports)
+    s = _scale(loads, caps)
+    nv = n * m
+    c = np.zeros(nv)
+    for i in range(n):  # cost: 1 for every uplink other than the start one
+        for j, u in enumerate(ports):
+            c[i * m + j] = 0.0 if u == start[i] else 1.0
+    rows, lo, hi = [], [], []
+    for i in range(n):
+        row = np.zeros(nv)
+        row[i * m : (i + 1) * m] = 1.0
+        rows.append(row)
+        lo.append(1.0)
+        hi.append(1.0)
+    for j, u in enumerate(ports):
+        for d in (0, 1):
+            row = np.zeros(nv)
+            for i in range(n):
+                row[i * m + j] = loads[i][d] / s / caps[u]
+            rows.append(row)
+            lo.append(-np.inf)
+            hi.append(target / s * (1 + 1e-9))
+    res = milp(
+        c,
+        constraints=LinearConstraint(np.array(rows), lo, hi),
+        integrality=np.ones(nv),
+        bounds=Bounds(0, 1),
+        options={"time_limit": time_limit},
+    )
+    if res.x is None:
+        raise ValueError(f"MILP failed: {res.message}")
+    return round(res.fun), True
+
+
+def _moves_bound(start: Sequence[int], loads: Loads, caps: dict[int, float], target: float) -> int:
+    total = 0
+    for u, cap in caps.items():
+        mine = [loads[i] for i, p in enumerate(start) if p == u]
+        need = 0
+        for d in (0, 1):
+            excess = sum(x[d] for x in mine) - target * cap
+            if excess <= 0:
+                continue
+            count = 0
+            for x in sorted((x[d] for x in mine), reverse=True):
+                if excess <= 0:
+                    break
+                excess -= x
+                count += 1
+            need = max(need, count)
+        total += need
+    return total
