@@ -21,12 +21,13 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from slb_ryu import options
 from slb_ryu.api import rest
 from slb_ryu.core import pipeline
-from slb_ryu.core.bridge import BridgeCore, LearningPackets, Limits, Output
+from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Limits, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.placement import Port
 from slb_ryu.core.rebalance import RebalanceParams
 from slb_ryu.openflow import frames, learning_packets, ovsdb
 from slb_ryu.openflow import messages as ofmsgs
+from slb_ryu.openflow.pacing import LearningLedger
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
@@ -91,8 +92,14 @@ class SlbApp(app_manager.RyuApp):
         )
         self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
         self.stats_poll_seconds = 0.0
+        self.ledger = LearningLedger(
+            self.settings.learning_repeat, self.settings.learning_repeat_interval
+        )
+        self._send_locks: dict[int, Any] = {}
+        self._wake_pacer = hub.Event()
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         self.threads.append(hub.spawn(self._timers))
+        self.threads.append(hub.spawn(self._pacer))
 
     # ---- connection and handshake ------------------------------------------------------
 
@@ -346,34 +353,75 @@ class SlbApp(app_manager.RyuApp):
     # ---- output ----------------------------------------------------------------------
 
     def send(self, dp: Any, out: Output) -> None:
-        for obj, command, spec in out.mods:
-            if obj == "group":
-                dp.send_msg(ofmsgs.group_mod(dp, spec, command))
-            elif obj == "meter":
-                dp.send_msg(ofmsgs.meter_mod(dp, spec, command))
-            else:
-                dp.send_msg(ofmsgs.flow_mod(dp, spec, command))
-        for lp in out.learning:
-            self._learning_packets(dp, lp)
-            # Frames of the MAC still queued on the old uplink reach the old switch after
-            # our announcement and teach it the old port again: announce again later.
-            for i in range(1, self.settings.learning_repeat):
-                hub.spawn_after(
-                    i * self.settings.learning_repeat_interval, self._repeat_learning, dp, lp
-                )
-
-    def _learning_packets(self, dp: Any, lp: LearningPackets) -> None:
-        for data in learning_packets.learning_packets(lp.mac, lp.ips, lp.vlan):
-            dp.send_msg(ofmsgs.packet_out(dp, ofp.OFPP_CONTROLLER, lp.out_port, data))
-        self.event_log.count("learning_packets_sent", max(1, len(lp.ips)))
-
-    def _repeat_learning(self, dp: Any, lp: LearningPackets) -> None:
-        """Repeat only while the MAC is still pinned there and the switch still connected."""
+        """Send a core `Output` in order. One sender at a time per switch: a send blocks
+        (and yields) when Ryu's queue is full, and what another greenthread computed
+        later must not overtake what this one is still sending."""
+        lock = self._send_locks.setdefault(dp.id, hub.Semaphore())
+        with lock:
+            for obj, command, spec in out.mods:
+                if obj == "group":
+                    dp.send_msg(ofmsgs.group_mod(dp, spec, command))
+                elif obj == "meter":
+                    dp.send_msg(ofmsgs.meter_mod(dp, spec, command))
+                else:
+                    dp.send_msg(ofmsgs.flow_mod(dp, spec, command))
+            for lp in out.learning:
+                self._learning_packets(dp, lp)
         core = self.bridges.get(dp.id)
+        if core is not None and core.backlog:
+            self._wake_pacer.set()
+
+    def _learning_packets(self, dp: Any, lp: LearningPackets, left: int | None = None) -> None:
+        for data in learning_packets.learning_packets(lp.mac, lp.ips, lp.vlan):
+            dp.send(ofmsgs.packet_out_bytes(ofp.OFPP_CONTROLLER, lp.out_port, data))
+        self.event_log.count("learning_packets_sent", max(1, len(lp.ips)))
+        # Frames of the MAC still queued on the old uplink reach the old switch after
+        # our announcement and teach it the old port again: announce again later.
+        self.ledger.sent(dp.id, dp, lp, time.monotonic(), left)
+
+    def _current(self, dpid: int, dp: Any = None) -> Any:
+        """The live, synced connection of `dpid` (and only if it is `dp`, when given)."""
+        current = self.datapaths.get(dpid)
+        core = self.bridges.get(dpid)
+        if current is None or not current.is_active or core is None or not core.synced:
+            return None
+        return current if dp is None or current is dp else None
+
+    def _pacer(self) -> None:
+        """Deferred work, one slice at a time with a yield between slices: a failover of
+        10,000 MACs must not keep OVS's echo requests or packet-ins waiting. Learning
+        packets go only into a live, synced connection; repeats and packets a dying
+        connection may have lost are given back to the core to send after reconnect."""
+        while True:
+            self._wake_pacer.wait(timeout=0.1)
+            self._wake_pacer.clear()
+            for dpid, core in list(self.bridges.items()):
+                while core.backlog and (dp := self._current(dpid)) is not None:
+                    self.send(dp, core.drain(time.time()))
+                    hub.sleep(0)
+            while due := self.ledger.due(time.monotonic(), limit=SLICE):
+                for dpid, lp, left in due:
+                    self._repeat_learning(dpid, lp, left)
+                hub.sleep(0)
+            for dpid, lp in self.ledger.lost(time.monotonic(), self._current):
+                core = self.bridges.get(dpid)
+                if core is not None:
+                    self.event_log.count("learning_packets_requeued")
+                    core.requeue_learning(lp)
+
+    def _repeat_learning(self, dpid: int, lp: LearningPackets, left: int) -> None:
+        """Repeat only while the MAC is still pinned there; no connection: send it later."""
+        core = self.bridges.get(dpid)
         entry = core.entry(lp.mac, lp.vlan) if core else None
-        if self.datapaths.get(dp.id) is dp and entry is not None and entry.uplink == lp.out_port:
-            core.announced.announce((lp.mac, lp.vlan), time.time())
-            self._learning_packets(dp, lp)
+        if core is None or entry is None or entry.uplink != lp.out_port:
+            return
+        dp = self._current(dpid)
+        if dp is None:
+            core.requeue_learning(lp)
+            return
+        core.announced.announce((lp.mac, lp.vlan), time.time())
+        with self._send_locks.setdefault(dpid, hub.Semaphore()):
+            self._learning_packets(dp, lp, left)
 
     def _access_vlans(self, bridge: str) -> dict[str, int]:
         """Access VLANs of a bridge's ports: configuration first, then OVSDB `tag`."""

@@ -8,6 +8,7 @@ the difference, so a reconnect or a controller restart converges instead of resh
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -39,6 +40,11 @@ from slb_ryu.core.rebalance import (
 from slb_ryu.core.sync import Mod, SwitchState, owner
 
 REINJECT_BUDGET = 3  # packets of a newly learned MAC sent back through the pipeline
+# MACs (learning packets or per-MAC flow syncs) one Output carries. A bigger batch of
+# moves (a failover of thousands of MACs) is returned one slice at a time from `drain`,
+# so the app can yield between slices: the datapath is already safe meanwhile (the
+# fast-failover groups forward a dead uplink's traffic to a live one).
+SLICE = 256
 
 
 @dataclass
@@ -107,6 +113,9 @@ class BridgeCore:
         self.switch = SwitchState()
         self.reinjected: dict[tuple[str, int], int] = {}
         self.synced = False
+        # Deferred work of a big batch of moves, oldest first (see `drain`).
+        self.pending_learning: dict[tuple[str, int], LearningPackets] = {}
+        self.pending_flows: dict[tuple[str, int], None] = {}
 
     @property
     def dpid(self) -> int:
@@ -114,6 +123,36 @@ class BridgeCore:
 
     def entry(self, mac: str, vlan: int) -> MacEntry | None:
         return self.placement.macs.get((mac, vlan))
+
+    @property
+    def backlog(self) -> int:
+        """MACs whose learning packets or flows are still to be sent (`drain` them)."""
+        return len(self.pending_learning) + len(self.pending_flows)
+
+    def drain(self, now: float, limit: int = SLICE) -> Output:
+        """The next slice of deferred work, learning packets first.
+
+        Upstream switches re-learning the moved MACs is what traffic waits for; the
+        per-MAC flows can follow (until they do, the old uplink's fast-failover group
+        already forwards to the new one). A learning packet whose MAC has moved again or
+        gone since is dropped here.
+        """
+        out = Output()
+        for key in list(itertools.islice(self.pending_learning, limit)):
+            lp = self.pending_learning.pop(key)
+            entry = self.placement.macs.get(key)
+            port = self.placement.ports.get(lp.out_port)
+            if entry is None or entry.uplink != lp.out_port or port is None or not port.usable:
+                continue
+            self._emit_learning(lp, out, now)
+            limit -= 1
+        for key in list(itertools.islice(self.pending_flows, max(0, limit))):
+            out.mods += self._mac_mods(key)  # pops it from pending_flows
+        return out
+
+    def requeue_learning(self, lp: LearningPackets) -> None:
+        """Learning packets that may have been lost (sent into a connection that died)."""
+        self.pending_learning.setdefault((lp.mac, lp.vlan), lp)
 
     # ---- connection ------------------------------------------------------------------
 
@@ -141,6 +180,7 @@ class BridgeCore:
         out.mods += self.switch.sync_meters(pipeline.meters(self.limits.packet_in_rate))
         out.mods += self.switch.sync_groups(groups)
         out.mods += self.switch.sync_all(pipeline.desired_flows(self.placement).values())
+        self.pending_flows.clear()
         out.mods += self.switch.stale_groups(groups)
         self._learning(moves, out, now)
         self.synced = True
@@ -348,22 +388,32 @@ class BridgeCore:
         groups = pipeline.groups(self.placement)
         out.mods += self.switch.sync_groups(groups)
         out.mods += self.switch.sync_base(pipeline.base_flows(self.placement))
-        for key in dict.fromkeys((m.mac, m.vlan) for m in moves):
+        keys = list(dict.fromkeys((m.mac, m.vlan) for m in moves))
+        for key in keys:
             if key not in self.placement.macs:
                 self.loads.forget(key)
                 self.announced.forget(key)
                 self.reinjected.pop(key, None)
-            out.mods += self._mac_mods(key)
+        if len(keys) <= SLICE:  # the common case: everything at once, as small as it is
+            for key in keys:
+                out.mods += self._mac_mods(key)
+            out.mods += self.switch.stale_groups(groups)  # per-MAC flows use no group
+            self._learning(moves, out, now)
+            return out
+        self.pending_flows.update(dict.fromkeys(keys))
         out.mods += self.switch.stale_groups(groups)
-        self._learning(moves, out, now)
+        self._learning(moves, None, now)
+        out.extend(self.drain(now))
         return out
 
     def _mac_mods(self, key: tuple[str, int]) -> list[Mod]:
+        self.pending_flows.pop(key, None)
         entry = self.placement.macs.get(key)
         desired = pipeline.mac_flows(self.placement, entry) if entry else []
         return self.switch.sync_mac(key, desired)
 
-    def _learning(self, moves: list[Move], out: Output, now: float) -> None:
+    def _learning(self, moves: list[Move], out: Output | None, now: float) -> None:
+        """Learning packets for `moves`: into `out` now, or queued for `drain` (None)."""
         if not self.learning_packets:
             return
         for move in moves:
@@ -372,19 +422,28 @@ class BridgeCore:
             port = self.placement.ports.get(move.new_uplink)
             if port is None or not port.usable:
                 continue
-            entry = self.placement.macs.get((move.mac, move.vlan))
+            key = (move.mac, move.vlan)
+            entry = self.placement.macs.get(key)
             ips = tuple(sorted(entry.ips)) if entry else ()
-            out.learning.append(LearningPackets(move.new_uplink, move.mac, move.vlan, ips))
-            self.announced.announce((move.mac, move.vlan), now)
-            self.events.add(
-                now,
-                "learning-packets",
-                dpid=self.dpid,
-                mac=move.mac,
-                vlan=move.vlan,
-                uplink=port.name,
-                packets=max(1, len(ips)),
-            )
+            lp = LearningPackets(move.new_uplink, move.mac, move.vlan, ips)
+            self.pending_learning.pop(key, None)  # superseded by this move's packets
+            if out is None:
+                self.pending_learning[key] = lp
+            else:
+                self._emit_learning(lp, out, now)
+
+    def _emit_learning(self, lp: LearningPackets, out: Output, now: float) -> None:
+        out.learning.append(lp)
+        self.announced.announce((lp.mac, lp.vlan), now)
+        self.events.add(
+            now,
+            "learning-packets",
+            dpid=self.dpid,
+            mac=lp.mac,
+            vlan=lp.vlan,
+            uplink=self.placement.port_name(lp.out_port),
+            packets=max(1, len(lp.ips)),
+        )
 
     def _log_moves(self, moves: list[Move], now: float) -> None:
         name = self.placement.port_name

@@ -71,3 +71,14 @@ def test_packet_out_and_stats_request():
     assert out.in_port == 3 and out.actions[0].port == ofp.OFPP_TABLE
     req = ofmsgs.our_flows_request(dp)
     assert req.cookie == pipeline.COOKIE_MAGIC and req.table_id == ofp.OFPTT_ALL
+
+
+def test_packed_packet_out_equals_ryu_serialiser():
+    from ryu.ofproto import ofproto_v1_3 as ofp
+
+    frame = bytes(range(60))
+    for in_port, out_port in ((ofp.OFPP_CONTROLLER, 2), (3, ofp.OFPP_TABLE), (1, 65000)):
+        msg = ofmsgs.packet_out(datapath(), in_port, out_port, frame)
+        msg.set_xid(0x1234)
+        msg.serialize()
+        assert ofmsgs.packet_out_bytes(in_port, out_port, frame, xid=0x1234) == bytes(msg.buf)
