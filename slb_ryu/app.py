@@ -25,13 +25,14 @@ from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Limits, Outp
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.placement import Port
 from slb_ryu.core.rebalance import RebalanceParams
-from slb_ryu.openflow import frames, learning_packets, ovsdb
+from slb_ryu.openflow import frames, learning_packets, ovsdb, stats
 from slb_ryu.openflow import messages as ofmsgs
 from slb_ryu.openflow.pacing import LearningLedger
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
 options.register(CONF)
+stats.install()  # flow-stats reply entries stay raw until read (see openflow/stats.py)
 
 
 def port_from_ofp(desc: Any) -> Port:
@@ -90,8 +91,7 @@ class SlbApp(app_manager.RyuApp):
             flap_window=self.settings.flap_window,
             flap_hold=self.settings.flap_hold,
         )
-        self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
-        self.stats_poll_seconds = 0.0
+        self.stats = stats.StatsPoller(self.event_log.count)
         self.ledger = LearningLedger(
             self.settings.learning_repeat, self.settings.learning_repeat_interval
         )
@@ -159,8 +159,8 @@ class SlbApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        if ev.msg.xid in self.polls:
-            self._poll_reply(ev.msg)
+        if self.stats.owns(ev.msg.xid):
+            self.stats.reply(ev.msg, self.bridges.get)
             return
         hs = self.handshakes.get(dp.id)
         if hs is None:
@@ -234,51 +234,18 @@ class SlbApp(app_manager.RyuApp):
 
     def _poll(self, dp: Any) -> None:
         """Ask for the per-MAC source and destination flow counters and the port counters."""
-        stale = {id(p): p for p in self.polls.values() if p["dpid"] == dp.id}
-        if stale:  # the previous poll of this switch never completed: give up on it
-            self.polls = {x: p for x, p in self.polls.items() if id(p) not in stale}
-            self.event_log.count("stats_poll_lost")
-        flows = {"dpid": dp.id, "kind": "flow", "samples": [], "pending": set()}
-        ports = {"dpid": dp.id, "kind": "port", "samples": [], "pending": set()}
-        flows["sent"] = ports["sent"] = time.monotonic()
-        requests = [
-            (ofmsgs.kind_flows_request(dp, pipeline.KIND_SRC), flows),
-            (ofmsgs.kind_flows_request(dp, pipeline.KIND_DST), flows),
-            (parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY), ports),
-        ]
-        for req, poll in requests:
-            dp.set_xid(req)
-            poll["pending"].add(req.xid)
-            self.polls[req.xid] = poll
-        for req, _ in requests:
+        for req in self.stats.requests(dp):
             dp.send_msg(req)
 
-    def _poll_reply(self, msg: Any) -> None:
-        poll = self.polls[msg.xid]
-        if poll["kind"] == "port":
-            poll["samples"] += [(p.port_no, (p.tx_bytes, p.rx_bytes)) for p in msg.body]
-        else:
-            for stat in msg.body:
-                age = stat.duration_sec + stat.duration_nsec / 1e9
-                poll["samples"].append((ofmsgs.spec_from_stats(stat), stat.byte_count, age))
-        if self._more(msg):
-            return
-        del self.polls[msg.xid]
-        poll["pending"].discard(msg.xid)
-        core = self.bridges.get(poll["dpid"])
-        if poll["pending"] or core is None:
-            return
-        if poll["kind"] == "port":
-            core.port_stats(dict(poll["samples"]))
-        else:
-            core.flow_stats(poll["samples"], time.time())
-            self.stats_poll_seconds = time.monotonic() - poll["sent"]
-        self.event_log.count("stats_replies")
+    @property
+    def stats_poll_seconds(self) -> float:
+        """Duration of the last complete flow-counter poll (metrics)."""
+        return self.stats.last_seconds
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev: Any) -> None:
-        if ev.msg.xid in self.polls:
-            self._poll_reply(ev.msg)
+        if self.stats.owns(ev.msg.xid):
+            self.stats.reply(ev.msg, self.bridges.get)
 
     def request_rebalance(self, dpid: int | None) -> list[dict]:
         """Run a rebalance now on one bridge (or all); returns the moves as event dicts."""

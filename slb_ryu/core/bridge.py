@@ -287,16 +287,28 @@ class BridgeCore:
 
     def flow_stats(self, samples: Iterable[tuple[FlowSpec, int, float]], now: float) -> None:
         """Byte counters of our per-MAC flows: source flows are tx, destination flows rx."""
+        self.mac_counters(
+            ((pipeline.cookie_kind(spec.cookie), owner(spec), n, age) for spec, n, age in samples),
+            now,
+        )
+
+    def mac_counters(
+        self, samples: Iterable[tuple[int | None, tuple[str, int] | None, int, float]], now: float
+    ) -> None:
+        """Per-MAC counters as (cookie kind, (MAC, VLAN), byte count, flow age in s): the
+        form the poll reads straight from the reply bytes (openflow/stats.py)."""
         counters: dict[tuple[str, int], list] = {}
-        for spec, byte_count, age in samples:
-            kind = pipeline.cookie_kind(spec.cookie)
-            if kind not in (pipeline.KIND_SRC, pipeline.KIND_DST):
+        for kind, key, byte_count, age in samples:
+            if key is None or kind not in (pipeline.KIND_SRC, pipeline.KIND_DST):
                 continue
-            slot = counters.setdefault(owner(spec), [None, None, None, None])
+            slot = counters.get(key)
+            if slot is None:
+                slot = counters[key] = [None, None, None, None]
             direction = 0 if kind == pipeline.KIND_SRC else 1
             slot[direction], slot[direction + 2] = byte_count, age
+        macs = self.placement.macs
         for key, (tx, rx, tx_age, rx_age) in counters.items():
-            entry = self.placement.macs.get(key)
+            entry = macs.get(key)
             if entry is None or tx is None or rx is None:
                 continue
             entry.tx_bps, entry.rx_bps = self.loads.update(key, tx, rx, now, tx_age, rx_age)
