@@ -31,6 +31,7 @@ from slb_ryu.openflow.pacing import LearningLedger
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
+SEND_BATCH = 64  # flow-mods joined into one write to the switch connection
 options.register(CONF)
 stats.install()  # flow-stats reply entries stay raw until read (see openflow/stats.py)
 
@@ -40,6 +41,12 @@ def port_from_ofp(desc: Any) -> Port:
     name = desc.name.decode("utf-8", "replace") if isinstance(desc.name, bytes) else desc.name
     live = not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
     return Port(desc.port_no, name, live=live, speed_bps=int(desc.curr_speed) * 1000)
+
+
+def _next_xid(dp: Any) -> int:
+    """The next transaction id of `dp`, as `Datapath.set_xid` gives it to a message."""
+    dp.xid = (dp.xid + 1) & ofp.MAX_XID
+    return dp.xid
 
 
 class _Handshake:
@@ -304,10 +311,10 @@ class SlbApp(app_manager.RyuApp):
             time.time(),
             garp=frame.is_gratuitous_arp,
         )
-        self.send(dp, out)
+        self.send(dp, out)  # the MAC's flows first: the re-injected frame must match them
         if out.reinject:
             data = frames.untag(msg.data) if out.untag else msg.data
-            dp.send_msg(ofmsgs.packet_out(dp, in_port, ofp.OFPP_TABLE, data))
+            dp.send(ofmsgs.packet_out_bytes(in_port, ofp.OFPP_TABLE, data, _next_xid(dp)))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
@@ -325,13 +332,21 @@ class SlbApp(app_manager.RyuApp):
         later must not overtake what this one is still sending."""
         lock = self._send_locks.setdefault(dp.id, hub.Semaphore())
         with lock:
+            chunk: list[bytes] = []  # flow-mods packed directly, sent in batches
             for obj, command, spec in out.mods:
+                if obj == "flow":
+                    chunk.append(ofmsgs.flow_mod_bytes(spec, command, _next_xid(dp)))
+                    if len(chunk) < SEND_BATCH:
+                        continue
+                if chunk:
+                    dp.send(b"".join(chunk))
+                    chunk = []
                 if obj == "group":
                     dp.send_msg(ofmsgs.group_mod(dp, spec, command))
                 elif obj == "meter":
                     dp.send_msg(ofmsgs.meter_mod(dp, spec, command))
-                else:
-                    dp.send_msg(ofmsgs.flow_mod(dp, spec, command))
+            if chunk:
+                dp.send(b"".join(chunk))
             for lp in out.learning:
                 self._learning_packets(dp, lp)
         core = self.bridges.get(dp.id)
@@ -340,7 +355,7 @@ class SlbApp(app_manager.RyuApp):
 
     def _learning_packets(self, dp: Any, lp: LearningPackets, left: int | None = None) -> None:
         for data in learning_packets.learning_packets(lp.mac, lp.ips, lp.vlan):
-            dp.send(ofmsgs.packet_out_bytes(ofp.OFPP_CONTROLLER, lp.out_port, data))
+            dp.send(ofmsgs.packet_out_bytes(ofp.OFPP_CONTROLLER, lp.out_port, data, _next_xid(dp)))
         self.event_log.count("learning_packets_sent", max(1, len(lp.ips)))
         # Frames of the MAC still queued on the old uplink reach the old switch after
         # our announcement and teach it the old port again: announce again later.

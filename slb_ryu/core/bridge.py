@@ -241,9 +241,12 @@ class BridgeCore:
             if key not in self.placement.macs and self.placement.port_full(in_port):
                 self.events.count("mac_limit_drop")
                 return out
+            new_vlan = vlan not in self.placement.learned_vlans()
             move = self.placement.learn(src, vlan, in_port, now)
             if move is not None:
-                out = self._apply([move], now)
+                # A MAC on a VLAN already in use changes no group and no bridge-wide flow:
+                # skip rebuilding them (most of a learn's cost at thousands of MACs).
+                out = self._apply([move], now, base=new_vlan)
                 self.reinjected[key] = 0
             entry = self.placement.macs.get(key)
             # Re-inject the first few packets of a MAC that was just learned (a burst can
@@ -394,12 +397,15 @@ class BridgeCore:
                 moves += self.placement.forget_port_macs(port.port_no)
         return self._apply(moves, now)
 
-    def _apply(self, moves: list[Move], now: float) -> Output:
+    def _apply(self, moves: list[Move], now: float, base: bool = True) -> Output:
+        """Flows, groups and learning packets for `moves`; `base=False` when the caller
+        knows no group or bridge-wide flow can have changed."""
         out = Output()
         self._log_moves(moves, now)
-        groups = pipeline.groups(self.placement)
-        out.mods += self.switch.sync_groups(groups)
-        out.mods += self.switch.sync_base(pipeline.base_flows(self.placement))
+        groups = pipeline.groups(self.placement) if base else []
+        if base:
+            out.mods += self.switch.sync_groups(groups)
+            out.mods += self.switch.sync_base(pipeline.base_flows(self.placement))
         keys = list(dict.fromkeys((m.mac, m.vlan) for m in moves))
         for key in keys:
             if key not in self.placement.macs:
@@ -409,11 +415,13 @@ class BridgeCore:
         if len(keys) <= SLICE:  # the common case: everything at once, as small as it is
             for key in keys:
                 out.mods += self._mac_mods(key)
-            out.mods += self.switch.stale_groups(groups)  # per-MAC flows use no group
+            if base:
+                out.mods += self.switch.stale_groups(groups)  # per-MAC flows use no group
             self._learning(moves, out, now)
             return out
         self.pending_flows.update(dict.fromkeys(keys))
-        out.mods += self.switch.stale_groups(groups)
+        if base:
+            out.mods += self.switch.stale_groups(groups)
         self._learning(moves, None, now)
         out.extend(self.drain(now))
         return out

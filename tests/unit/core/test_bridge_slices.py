@@ -1,6 +1,9 @@
 """Big batches of moves come back in slices: a failover of thousands of MACs never has
 to be sent in one go, and what is deferred stays correct while other events happen."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from slb_ryu.core import pipeline as pl
 from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Limits
 from slb_ryu.core.placement import OFPP_LOCAL, Port
@@ -110,3 +113,49 @@ def test_requeued_learning_packets_are_sent_once_and_only_if_still_true():
     out = core.drain(4.0)
     assert out.learning == [lp]
     assert core.announced.locked((entry.mac, entry.vlan), 4.5)
+
+
+EVENTS = st.one_of(
+    st.tuples(
+        st.just("learn"), st.integers(0, 20), st.sampled_from([0, 10, 20]), st.sampled_from([3, 4])
+    ),
+    st.tuples(st.just("garp"), st.integers(0, 20), st.sampled_from([0, 10, 20])),
+    st.tuples(st.just("link"), st.sampled_from([1, 2]), st.booleans()),
+    st.tuples(st.just("delete"), st.sampled_from([4])),
+    st.tuples(st.just("drain"), st.just(0)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=st.lists(EVENTS, max_size=40))
+def test_switch_converges_to_the_desired_tables_whatever_the_events(events):
+    """Learns skip the bridge-wide sync when their VLAN is in use; deferred slices follow
+    later events: once drained, what the core believes the switch holds is exactly what
+    placement wants."""
+    core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=0))
+    ports = [
+        Port(OFPP_LOCAL, "hv1"),
+        Port(1, "up1"),
+        Port(2, "up2"),
+        Port(3, "vm1"),
+        Port(4, "vm2"),
+    ]
+    core.connect(ports, [], [], {}, now=0.0)
+    for step, event in enumerate(events):
+        now = 1.0 + step * 10.0  # past the grat-ARP lock each time
+        kind = event[0]
+        if kind == "learn":
+            core.packet_in(pl.KIND_SRC_MISS, event[3], mac(event[1]), event[2], None, now)
+        elif kind == "garp":
+            core.packet_in(
+                pl.KIND_MIGRATION, 1, mac(event[1]), event[2], "10.0.0.1", now, garp=True
+            )
+        elif kind == "link":
+            core.port_status("modify", Port(event[1], f"up{event[1]}", live=event[2]), now)
+        elif kind == "delete":
+            core.port_status("delete", Port(event[1], "vm2"), now)
+        else:
+            drain_all(core, now)
+    drain_all(core)
+    assert core.switch.flows == pl.desired_flows(core.placement)
+    assert core.switch.groups == {g.group_id: g for g in pl.groups(core.placement)}
