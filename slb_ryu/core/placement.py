@@ -354,6 +354,12 @@ class BridgePlacement:
 
     def _retally(self, entry: MacEntry, name: str, value: object) -> None:
         """Set a tallied field of an attached entry, keeping counts and loads true."""
+        if name != "uplink":  # a load: only the sum changes (stats set these every poll)
+            before = entry.load
+            object.__setattr__(entry, name, value)
+            if entry.uplink in self._load:
+                self._load[entry.uplink] += entry.load - before
+            return
         self._untally(entry)
         object.__setattr__(entry, name, value)
         self._on_uplink.setdefault(entry.uplink, {})[entry.key] = entry

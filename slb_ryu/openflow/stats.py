@@ -129,7 +129,8 @@ class _Poll:
     kind: str  # "flow" or "port"
     sent: float
     pending: set[int] = field(default_factory=set)
-    flows: list[Counter] = field(default_factory=list)
+    # a MAC's counter of one direction waiting for the other one (then both go to the core)
+    half: dict[tuple[int | None, tuple[str, int]], Counter] = field(default_factory=dict)
     ports: dict[int, tuple[int, int]] = field(default_factory=dict)
     cpu: float = 0.0  # process time spent handling its replies
 
@@ -167,6 +168,22 @@ class StatsPoller:
             self.polls[req.xid] = poll
         return [req for req, _ in reqs]
 
+    @staticmethod
+    def _pair(poll: _Poll, samples: list[Counter], core: Any) -> None:
+        """Hand each MAC to the core as soon as both its counters are in: the work of a
+        poll is spread over its reply messages instead of piling up at the end."""
+        ready: list[Counter] = []
+        for sample in samples:
+            kind, key = sample[0], sample[1]
+            other = (pipeline.KIND_DST if kind == pipeline.KIND_SRC else pipeline.KIND_SRC, key)
+            match = poll.half.pop(other, None)
+            if match is None:
+                poll.half[(kind, key)] = sample
+            else:
+                ready += (match, sample)
+        if ready and core is not None:
+            core.mac_counters(ready, time.time())
+
     def reply(self, msg: Any, core_of: Callable[[int], Any]) -> None:
         """One multipart reply message; the core gets the counters once all are in."""
         started = time.process_time()
@@ -174,7 +191,7 @@ class StatsPoller:
         if poll.kind == "port":
             poll.ports.update((p.port_no, (p.tx_bytes, p.rx_bytes)) for p in msg.body)
         else:
-            poll.flows += counters(msg.body)
+            self._pair(poll, counters(msg.body), core_of(poll.dpid))
         if msg.flags & ofp.OFPMPF_REPLY_MORE:
             poll.cpu += time.process_time() - started
             return
@@ -185,7 +202,6 @@ class StatsPoller:
             if poll.kind == "port":
                 core.port_stats(poll.ports)
             else:
-                core.mac_counters(poll.flows, time.time())
                 self.last_seconds = time.monotonic() - poll.sent
             self.count("stats_replies")
         poll.cpu += time.process_time() - started
