@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import fnmatch
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -106,6 +107,18 @@ class Move:
         )
 
 
+# Per-uplink load sums are kept in integer units of 1/1000 byte/s: a float sum kept by
+# adding and subtracting drifts from a recount, and a drift would break ties (two idle
+# uplinks) differently from one decision to the next.
+LOAD_UNITS = 1000
+
+
+def load_units(entry: MacEntry) -> int:
+    """A MAC's load (both directions) in integer units; a non-finite rate counts 0."""
+    load = entry.tx_bps + entry.rx_bps
+    return round(load * LOAD_UNITS) if math.isfinite(load) else 0
+
+
 def is_uplink_name(name: str, patterns: Sequence[str]) -> bool:
     """True when a port name matches one of the configured uplink globs."""
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
@@ -143,7 +156,7 @@ class BridgePlacement:
         # Per uplink port number (any number an entry names, live or not): its entries in
         # pinning order and the sum of their loads. Kept by _attach/_detach/_retally.
         self._on_uplink: dict[int, dict[tuple[str, int], MacEntry]] = {}
-        self._load: dict[int, float] = {}
+        self._load: dict[int, int] = {}  # in load_units: integers add up exactly
         self._uplinks: list[Port] | None = None  # sorted uplink ports, None = stale
 
     # ---- ports -------------------------------------------------------------------
@@ -333,7 +346,7 @@ class BridgePlacement:
         self._per_port[entry.port_no] += 1
         self._per_vlan[entry.vlan] += 1
         self._on_uplink.setdefault(entry.uplink, {})[entry.key] = entry
-        self._load[entry.uplink] = self._load.get(entry.uplink, 0.0) + entry.load
+        self._load[entry.uplink] = self._load.get(entry.uplink, 0) + load_units(entry)
         object.__setattr__(entry, "_owner", self)
 
     def _detach(self, entry: MacEntry) -> None:
@@ -347,7 +360,7 @@ class BridgePlacement:
         on = self._on_uplink[entry.uplink]
         del on[entry.key]
         if on:
-            self._load[entry.uplink] -= entry.load
+            self._load[entry.uplink] -= load_units(entry)
         else:  # exact zero for an empty uplink: float residue must not break ties
             del self._on_uplink[entry.uplink]
             del self._load[entry.uplink]
@@ -355,21 +368,20 @@ class BridgePlacement:
     def _retally(self, entry: MacEntry, name: str, value: object) -> None:
         """Set a tallied field of an attached entry, keeping counts and loads true."""
         if name != "uplink":  # a load: only the sum changes (stats set these every poll)
-            before = entry.load
+            before = load_units(entry)
             object.__setattr__(entry, name, value)
-            if entry.uplink in self._load:
-                self._load[entry.uplink] += entry.load - before
+            self._load[entry.uplink] += load_units(entry) - before
             return
         self._untally(entry)
         object.__setattr__(entry, name, value)
         self._on_uplink.setdefault(entry.uplink, {})[entry.key] = entry
-        self._load[entry.uplink] = self._load.get(entry.uplink, 0.0) + entry.load
+        self._load[entry.uplink] = self._load.get(entry.uplink, 0) + load_units(entry)
 
     # ---- decisions -----------------------------------------------------------------
 
     def uplink_load(self, uplink: int) -> float:
         """Bytes/s both directions of the MACs pinned to `uplink`."""
-        return self._load.get(uplink, 0.0)
+        return self._load.get(uplink, 0) / LOAD_UNITS
 
     def choose_uplink(self, exclude: int | None = None) -> int | None:
         """Least loaded live uplink, load normalised by link speed; fewest MACs breaks ties.
@@ -382,7 +394,8 @@ class BridgePlacement:
                 continue
             weight = float(p.speed_bps) if p.speed_bps > 0 else 1.0
             on = self._on_uplink.get(p.port_no)
-            rank = (self._load.get(p.port_no, 0.0) / weight, len(on or ()) / weight, p.port_no)
+            load = self._load.get(p.port_no, 0) / LOAD_UNITS
+            rank = (load / weight, len(on or ()) / weight, p.port_no)
             if best is None or rank < best:
                 best = rank
         return None if best is None else best[2]
@@ -408,18 +421,18 @@ class BridgePlacement:
             moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, new, REASON_FAILOVER))
         return moves
 
-    def recount(self) -> tuple[dict[int, int], dict[int, float]]:
+    def recount(self) -> tuple[dict[int, int], dict[int, int]]:
         """Per-uplink counts and loads from a full scan (tests and benchmarks check the
         incremental tallies against it)."""
         counts: dict[int, int] = {}
-        loads: dict[int, float] = {}
+        loads: dict[int, int] = {}
         for e in self.macs.values():
             counts[e.uplink] = counts.get(e.uplink, 0) + 1
-            loads[e.uplink] = loads.get(e.uplink, 0.0) + e.load
+            loads[e.uplink] = loads.get(e.uplink, 0) + load_units(e)
         return counts, loads
 
-    def tallies(self) -> tuple[dict[int, int], dict[int, float]]:
-        """The incremental per-uplink counts and loads."""
+    def tallies(self) -> tuple[dict[int, int], dict[int, int]]:
+        """The incremental per-uplink counts and loads (in load units)."""
         counts = {u: len(on) for u, on in self._on_uplink.items()}
         return counts, dict(self._load)
 
