@@ -32,6 +32,8 @@ from slb_ryu.openflow.pacing import LearningLedger
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
 SEND_BATCH = 64  # flow-mods joined into one write to the switch connection
+WATCH_INTERVAL = 0.02  # s between event-loop liveness checks
+STALL_EVENT = 0.05  # s: a longer stall of the event loop is logged as an event
 options.register(CONF)
 stats.install()  # flow-stats reply entries stay raw until read (see openflow/stats.py)
 
@@ -107,6 +109,7 @@ class SlbApp(app_manager.RyuApp):
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         self.threads.append(hub.spawn(self._timers))
         self.threads.append(hub.spawn(self._pacer))
+        self.threads.append(hub.spawn(self._watchdog))
 
     # ---- connection and handshake ------------------------------------------------------
 
@@ -390,6 +393,19 @@ class SlbApp(app_manager.RyuApp):
                 if core is not None:
                     self.event_log.count("learning_packets_requeued")
                     core.requeue_learning(lp)
+
+    def _watchdog(self) -> None:
+        """Notice when the event loop was blocked (nothing else ran) for longer than
+        STALL_EVENT: OVS drops a controller that misses its echo replies, and packet-ins
+        wait meanwhile. Logged as an `event-loop-stall` event with its length."""
+        while True:
+            started = time.monotonic()
+            hub.sleep(WATCH_INTERVAL)
+            lag = time.monotonic() - started - WATCH_INTERVAL
+            if lag > STALL_EVENT:
+                self.event_log.add(time.time(), "event-loop-stall", ms=round(lag * 1e3, 1))
+                if lag > 2 * STALL_EVENT:
+                    self.logger.warning("event loop blocked for %.0f ms", lag * 1e3)
 
     def _repeat_learning(self, dpid: int, lp: LearningPackets, left: int) -> None:
         """Repeat only while the MAC is still pinned there; no connection: send it later."""
