@@ -34,6 +34,7 @@ TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
 SEND_BATCH = 64  # flow-mods joined into one write to the switch connection
 WATCH_INTERVAL = 0.02  # s between event-loop liveness checks
 STALL_EVENT = 0.05  # s: a longer stall of the event loop is logged as an event
+STALL_COUNTERS = (50, 100, 250, 1000)  # ms: counters event_loop_stall_over_<ms>ms
 options.register(CONF)
 stats.install()  # flow-stats reply entries stay raw until read (see openflow/stats.py)
 
@@ -397,13 +398,17 @@ class SlbApp(app_manager.RyuApp):
     def _watchdog(self) -> None:
         """Notice when the event loop was blocked (nothing else ran) for longer than
         STALL_EVENT: OVS drops a controller that misses its echo replies, and packet-ins
-        wait meanwhile. Logged as an `event-loop-stall` event with its length."""
+        wait meanwhile. Logged as an `event-loop-stall` event with its length, and
+        counted by size (`event_loop_stall_over_<ms>ms`, in /health counters)."""
         while True:
             started = time.monotonic()
             hub.sleep(WATCH_INTERVAL)
             lag = time.monotonic() - started - WATCH_INTERVAL
             if lag > STALL_EVENT:
                 self.event_log.add(time.time(), "event-loop-stall", ms=round(lag * 1e3, 1))
+                for ms in STALL_COUNTERS:  # counters outlive the event ring
+                    if lag * 1e3 > ms:
+                        self.event_log.count(f"event_loop_stall_over_{ms}ms")
                 if lag > 2 * STALL_EVENT:
                     self.logger.warning("event loop blocked for %.0f ms", lag * 1e3)
 
