@@ -214,15 +214,22 @@ def learn(net, system, n: int) -> dict:
     sender = threading.Thread(target=send)
     sender.start()
     deadline = time.time() + n / RATE + 60
-    done_at = None
+    done_at = most_at = None
     while time.time() < deadline:
-        if system.known() - base >= n:
+        known = system.known() - base
+        if most_at is None and known >= 0.99 * n:
+            most_at = time.time()
+        if known >= n:
             done_at = time.time()
             break
         time.sleep(0.05)
     sender.join()
     first = result["send"]["first"]
-    out = {"learn_s": None if done_at is None else done_at - first, "sent": result["send"]["sent"]}
+    out = {
+        "learn_s": None if done_at is None else done_at - first,
+        "learn99_s": None if most_at is None else most_at - first,
+        "sent": result["send"]["sent"],
+    }
     if done_at is None:
         out["learned"] = system.known() - base
     if isinstance(system, Ours):  # packet-in backlog: when does the counter stop moving?
@@ -388,14 +395,14 @@ def _grew(before: dict, after: dict, key: str) -> bool:
     return after.get(key, 0) > before.get(key, 0)
 
 
-def run_n(n: int, mode) -> dict:
+def run_n(n: int, mode, only: tuple[str, ...] = ("ours", "ovs")) -> dict:
     log(f"N={n}: network")
     ours = Ours()
     net = None
     results: dict = {}
     try:
         net = tb.start_network(controller_port=OF_PORT, **TOPO)
-        for system in (ours, Ovs()):
+        for system in [s for s in (ours, Ovs()) if s.name in only]:
             res: dict = {}
             results[system.name] = res
             try:
@@ -485,7 +492,8 @@ def _fmt(v, spec: str) -> str:
 
 def live_table(results: dict[int, dict]) -> str:
     rows = [
-        ("learn all N (s): ours / OVS", "learn_s", "{:.2f}", True),
+        ("learn all N (s): ours / OVS **", "learn_s", "{:.2f}", True),
+        ("learn 99% of N (s): ours / OVS", "learn99_s", "{:.2f}", True),
         ("first packet, median (ms): ours / OVS", "first_median_ms", "{:.1f}", True),
         ("first packet, worst (ms): ours / OVS", "first_worst_ms", "{:.1f}", True),
         ("failover re-pinned (s): ours / OVS disabled", "failover_s", "{:.3f}", True),
@@ -518,8 +526,9 @@ def live_table(results: dict[int, dict]) -> str:
         lines.append(f"{label:44}" + "".join(f"{c:>18}" for c in cells))
     errors = [f"N={n} {s}: {r['error']}" for n in ns for s, r in results[n].items() if "error" in r]
     notes = [
+        "# ** '-': not all N within 60 s (frames lost on the way: 'learned' in the JSON)",
         "# * longest event-loop stall (the app's watchdog logs those over 50 ms; 0: none):"
-        " exact from its event, or the bucket (50/100/250/1000) when the event ring moved on"
+        " exact from its event, or the bucket (50/100/250/1000) when the event ring moved on",
     ]
     return "\n".join(lines + notes + [f"ERROR {e}" for e in errors])
 
@@ -556,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default=BASELINE, help="git revision timed as the baseline")
     ap.add_argument("--micro-n", type=int, nargs="+", default=None)
     ap.add_argument("--json", default=None, help="write all results here")
+    ap.add_argument("--only", choices=["ours", "ovs"], default=None, help="one system only")
     args = ap.parse_args(argv)
     mode = Smoke if args.smoke else Full
     ns = [100] if args.smoke else args.n
@@ -573,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
 
         setLogLevel("error")
         tb.ensure_ovs()
-        doc["live"] = {n: run_n(n, mode) for n in ns}
+        only = (args.only,) if args.only else ("ours", "ovs")
+        doc["live"] = {n: run_n(n, mode, only) for n in ns}
         print(live_table(doc["live"]))
         print("\n".join(verdicts(doc["live"])))
     if args.json:
