@@ -213,14 +213,27 @@ def learn(net, system, n: int) -> dict:
 
     sender = threading.Thread(target=send)
     sender.start()
+    ours = isinstance(system, Ours)
+    start_count = system.counters().get("packet_in", 0) if ours else 0
     deadline = time.time() + n / RATE + 60
     done_at = most_at = None
+    moved_at, count = time.time(), None  # when the packet-in counter last moved
+    grew_at, last_known = time.time(), -1
     while time.time() < deadline:
         known = system.known() - base
+        now = time.time()
+        if known != last_known:
+            grew_at, last_known = now, known
+        elif not sender.is_alive() and now - grew_at > 5.0:
+            break  # frames were lost on the way: these MACs will not come
+        if ours:
+            value = system.counters().get("packet_in", 0)
+            if value != count:
+                moved_at, count = now, value
         if most_at is None and known >= 0.99 * n:
-            most_at = time.time()
+            most_at = now
         if known >= n:
-            done_at = time.time()
+            done_at = now
             break
         time.sleep(0.05)
     sender.join()
@@ -232,16 +245,15 @@ def learn(net, system, n: int) -> dict:
     }
     if done_at is None:
         out["learned"] = system.known() - base
-    if isinstance(system, Ours):  # packet-in backlog: when does the counter stop moving?
-        last, value, changed = result["send"]["last"], None, time.time()
-        while time.time() < last + 30:
-            now_value = system.counters().get("packet_in", 0)
-            if now_value != value:
-                value, changed = now_value, time.time()
-            elif time.time() - changed > 1.0:
-                break
-            time.sleep(0.1)
-        out["backlog_s"] = max(0.0, changed - last)
+    if ours:  # packet-in backlog: from the last frame sent until the counter stops moving
+        last = result["send"]["last"]
+        while time.time() - moved_at < 1.0 and time.time() < last + 30:
+            value = system.counters().get("packet_in", 0)
+            if value != count:
+                moved_at, count = time.time(), value
+            time.sleep(0.05)
+        out["backlog_s"] = max(0.0, moved_at - last)
+        out["packet_ins"] = count - start_count
     return out
 
 
