@@ -104,7 +104,7 @@ def test_scale_benchmark_smoke(ovs, tmp_path):
     out = run(["bench/scale.py", "--smoke", "--json", str(out_json)], timeout=140)
     assert "ERROR" not in out, out
     assert re.search(r"^choose_uplink \(us\)\s+[\d.]+ / [\d.]+\s*$", out, re.M), out
-    assert re.search(r"^learn all N \(s\): ours / OVS\s+[\d.]+ / [\d.]+\s*$", out, re.M), out
+    assert re.search(r"^learn all N \(s\): ours / OVS \*\*\s+[\d.]+ / [\d.]+\s*$", out, re.M), out
     doc = json.loads(out_json.read_text())
     ours, ovs_ = doc["live"]["100"]["ours"], doc["live"]["100"]["ovs"]
     for res in (ours, ovs_):
