@@ -6,6 +6,7 @@ Run: ryu-manager slb_ryu.app --config-file slb.conf
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,18 +23,25 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from slb_ryu import options
 from slb_ryu.api import rest
 from slb_ryu.core import pipeline
-from slb_ryu.core.bridge import BridgeCore, LearningPackets, Output
+from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.jobs import Supervisor
 from slb_ryu.core.placement import Move, Port
 from slb_ryu.core.probe import PATH_DEAD, ProbeParams
-from slb_ryu.openflow import errors, frames, learning_packets, ovsdb, probe_packets
+from slb_ryu.openflow import errors, frames, learning_packets, ovsdb, probe_packets, stats
 from slb_ryu.openflow import messages as ofmsgs
+from slb_ryu.openflow.pacing import LearningLedger
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
 BFD_POLL = 0.5  # seconds between OVSDB bfd_status reads ([slb] bfd)
+SEND_BATCH = 64  # flow-mods joined into one write to the switch connection
+WATCH_INTERVAL = 0.02  # s between event-loop liveness checks
+STALL_EVENT = 0.05  # s: a longer stall of the event loop is logged as an event
+STALL_COUNTERS = (50, 100, 250, 1000)  # ms: counters event_loop_stall_over_<ms>ms
+FREEZE_GROWTH = 1000  # MACs learned since the last gc.freeze() that warrant another
 options.register(CONF)
+stats.install()  # flow-stats reply entries stay raw until read (see openflow/stats.py)
 
 
 def port_from_ofp(desc: Any) -> Port:
@@ -41,6 +49,12 @@ def port_from_ofp(desc: Any) -> Port:
     name = desc.name.decode("utf-8", "replace") if isinstance(desc.name, bytes) else desc.name
     live = not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
     return Port(desc.port_no, name, live=live, speed_bps=int(desc.curr_speed) * 1000)
+
+
+def _next_xid(dp: Any) -> int:
+    """The next transaction id of `dp`, as `Datapath.set_xid` gives it to a message."""
+    dp.xid = (dp.xid + 1) & ofp.MAX_XID
+    return dp.xid
 
 
 class _Handshake:
@@ -77,12 +91,19 @@ class SlbApp(app_manager.RyuApp):
         self.started = time.time()
         self.params = self.settings.rebalance_params()
         self.limits = self.settings.limits()
-        self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
-        self.stats_poll_seconds = 0.0
         self.jobs = Supervisor(self.event_log, self.logger)
         self.next_rebalance_at: float | None = None  # time.monotonic() of the next run
+        self.stats = stats.StatsPoller(self.event_log.count)
+        self.ledger = LearningLedger(
+            self.settings.learning_repeat, self.settings.learning_repeat_interval
+        )
+        self._send_locks: dict[int, Any] = {}
+        self._wake_pacer = hub.Event()
+        self._frozen_at = 0  # MACs on all bridges at the last gc.freeze()
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         self.threads.append(hub.spawn(self._timers))
+        self.threads.append(hub.spawn(self._pacer))
+        self.threads.append(hub.spawn(self._watchdog))
         self.probe_params = ProbeParams(
             self.settings.probe_interval, self.settings.probe_misses, self.settings.probe_recover
         )
@@ -149,8 +170,8 @@ class SlbApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
         dp = ev.msg.datapath
-        if ev.msg.xid in self.polls:
-            self._poll_reply(ev.msg)
+        if self.stats.owns(ev.msg.xid):
+            self.stats.reply(ev.msg, self.bridges.get)
             return
         hs = self.handshakes.get(dp.id)
         if hs is None:
@@ -293,51 +314,18 @@ class SlbApp(app_manager.RyuApp):
 
     def _poll(self, dp: Any) -> None:
         """Ask for the per-MAC source and destination flow counters and the port counters."""
-        stale = {id(p): p for p in self.polls.values() if p["dpid"] == dp.id}
-        if stale:  # the previous poll of this switch never completed: give up on it
-            self.polls = {x: p for x, p in self.polls.items() if id(p) not in stale}
-            self.event_log.count("stats_poll_lost")
-        flows = {"dpid": dp.id, "kind": "flow", "samples": [], "pending": set()}
-        ports = {"dpid": dp.id, "kind": "port", "samples": [], "pending": set()}
-        flows["sent"] = ports["sent"] = time.monotonic()
-        requests = [
-            (ofmsgs.kind_flows_request(dp, pipeline.KIND_SRC), flows),
-            (ofmsgs.kind_flows_request(dp, pipeline.KIND_DST), flows),
-            (parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY), ports),
-        ]
-        for req, poll in requests:
-            dp.set_xid(req)
-            poll["pending"].add(req.xid)
-            self.polls[req.xid] = poll
-        for req, _ in requests:
+        for req in self.stats.requests(dp):
             dp.send_msg(req)
 
-    def _poll_reply(self, msg: Any) -> None:
-        poll = self.polls[msg.xid]
-        if poll["kind"] == "port":
-            poll["samples"] += [(p.port_no, (p.tx_bytes, p.rx_bytes)) for p in msg.body]
-        else:
-            for stat in msg.body:
-                age = stat.duration_sec + stat.duration_nsec / 1e9
-                poll["samples"].append((ofmsgs.spec_from_stats(stat), stat.byte_count, age))
-        if self._more(msg):
-            return
-        del self.polls[msg.xid]
-        poll["pending"].discard(msg.xid)
-        core = self.bridges.get(poll["dpid"])
-        if poll["pending"] or core is None:
-            return
-        if poll["kind"] == "port":
-            core.port_stats(dict(poll["samples"]), time.time())
-        else:
-            core.flow_stats(poll["samples"], time.time())
-            self.stats_poll_seconds = time.monotonic() - poll["sent"]
-        self.event_log.count("stats_replies")
+    @property
+    def stats_poll_seconds(self) -> float:
+        """Duration of the last complete flow-counter poll (metrics)."""
+        return self.stats.last_seconds
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev: Any) -> None:
-        if ev.msg.xid in self.polls:
-            self._poll_reply(ev.msg)
+        if self.stats.owns(ev.msg.xid):
+            self.stats.reply(ev.msg, self.bridges.get)
 
     def request_rebalance(self, dpid: int | None) -> list[tuple[int, Move]]:
         """Run a rebalance now on one bridge (or all synced ones); the moves, by dpid."""
@@ -400,10 +388,10 @@ class SlbApp(app_manager.RyuApp):
             time.time(),
             garp=frame.is_gratuitous_arp,
         )
-        self.send(dp, out)
+        self.send(dp, out)  # the MAC's flows first: the re-injected frame must match them
         if out.reinject:
             data = frames.untag(msg.data) if out.untag else msg.data
-            dp.send_msg(ofmsgs.packet_out(dp, in_port, ofp.OFPP_TABLE, data))
+            dp.send(ofmsgs.packet_out_bytes(in_port, ofp.OFPP_TABLE, data, _next_xid(dp)))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
@@ -419,37 +407,124 @@ class SlbApp(app_manager.RyuApp):
     # ---- output ----------------------------------------------------------------------
 
     def send(self, dp: Any, out: Output) -> None:
-        for obj, command, spec in out.mods:
-            if obj == "group":
-                msg = ofmsgs.group_mod(dp, spec, command)
-            elif obj == "meter":
-                msg = ofmsgs.meter_mod(dp, spec, command)
-            else:
-                msg = ofmsgs.flow_mod(dp, spec, command)
-            dp.set_xid(msg)  # an error reply names the mod by this xid (_error)
-            self.sent_mods.remember(dp.id, msg.xid, obj, command, spec)
-            dp.send_msg(msg)
-        for lp in out.learning:
-            self._learning_packets(dp, lp)
-            # Frames of the MAC still queued on the old uplink reach the old switch after
-            # our announcement and teach it the old port again: announce again later.
-            for i in range(1, self.settings.learning_repeat):
-                hub.spawn_after(
-                    i * self.settings.learning_repeat_interval, self._repeat_learning, dp, lp
-                )
-
-    def _learning_packets(self, dp: Any, lp: LearningPackets) -> None:
-        for data in learning_packets.learning_packets(lp.mac, lp.ips, lp.vlan):
-            dp.send_msg(ofmsgs.packet_out(dp, ofp.OFPP_CONTROLLER, lp.out_port, data))
-        self.event_log.count("learning_packets_sent", max(1, len(lp.ips)))
-
-    def _repeat_learning(self, dp: Any, lp: LearningPackets) -> None:
-        """Repeat only while the MAC is still pinned there and the switch still connected."""
+        """Send a core `Output` in order. One sender at a time per switch: a send blocks
+        (and yields) when Ryu's queue is full, and what another greenthread computed
+        later must not overtake what this one is still sending. Every mod's xid is
+        remembered, so an error reply names the mod that caused it (_error)."""
+        lock = self._send_locks.setdefault(dp.id, hub.Semaphore())
+        with lock:
+            chunk: list[bytes] = []  # flow-mods packed directly, sent in batches
+            for obj, command, spec in out.mods:
+                if obj == "flow":
+                    xid = _next_xid(dp)
+                    self.sent_mods.remember(dp.id, xid, obj, command, spec)
+                    chunk.append(ofmsgs.flow_mod_bytes(spec, command, xid))
+                    if len(chunk) < SEND_BATCH:
+                        continue
+                if chunk:
+                    dp.send(b"".join(chunk))
+                    chunk = []
+                if obj in ("group", "meter"):
+                    build = ofmsgs.group_mod if obj == "group" else ofmsgs.meter_mod
+                    msg = build(dp, spec, command)
+                    dp.set_xid(msg)
+                    self.sent_mods.remember(dp.id, msg.xid, obj, command, spec)
+                    dp.send_msg(msg)
+            if chunk:
+                dp.send(b"".join(chunk))
+            for lp in out.learning:
+                self._learning_packets(dp, lp)
         core = self.bridges.get(dp.id)
+        if core is not None and core.backlog:
+            self._wake_pacer.set()
+
+    def _learning_packets(self, dp: Any, lp: LearningPackets, left: int | None = None) -> None:
+        for data in learning_packets.learning_packets(lp.mac, lp.ips, lp.vlan):
+            dp.send(ofmsgs.packet_out_bytes(ofp.OFPP_CONTROLLER, lp.out_port, data, _next_xid(dp)))
+        self.event_log.count("learning_packets_sent", max(1, len(lp.ips)))
+        # Frames of the MAC still queued on the old uplink reach the old switch after
+        # our announcement and teach it the old port again: announce again later.
+        self.ledger.sent(dp.id, dp, lp, time.monotonic(), left)
+
+    def _current(self, dpid: int, dp: Any = None) -> Any:
+        """The live, synced connection of `dpid` (and only if it is `dp`, when given)."""
+        current = self.datapaths.get(dpid)
+        core = self.bridges.get(dpid)
+        if current is None or not current.is_active or core is None or not core.synced:
+            return None
+        return current if dp is None or current is dp else None
+
+    def _pacer(self) -> None:
+        """Deferred work, one slice at a time with a yield between slices: a failover of
+        10,000 MACs must not keep OVS's echo requests or packet-ins waiting. Learning
+        packets go only into a live, synced connection; repeats and packets a dying
+        connection may have lost are given back to the core to send after reconnect."""
+        while True:
+            self._wake_pacer.wait(timeout=0.1)
+            self._wake_pacer.clear()
+            for dpid, core in list(self.bridges.items()):
+                while core.backlog and (dp := self._current(dpid)) is not None:
+                    self.send(dp, core.next_slice(time.time()))
+                    hub.sleep(0)
+            while due := self.ledger.due(time.monotonic(), limit=SLICE):
+                for dpid, lp, left in due:
+                    self._repeat_learning(dpid, lp, left)
+                hub.sleep(0)
+            for dpid, lp in self.ledger.lost(time.monotonic(), self._current):
+                core = self.bridges.get(dpid)
+                if core is not None:
+                    self.event_log.count("learning_packets_requeued")
+                    core.requeue_learning(lp)
+            self._freeze_state()
+
+    def _freeze_state(self) -> None:
+        """Keep the garbage collector off the long-lived placement state.
+
+        Each MAC is a few dozen tracked objects (entry, flow specs, counters); CPython's
+        full collections walk all of them, ~60 ms at 10,000 MACs, blocking the event loop
+        several times while a bridge learns. After every FREEZE_GROWTH new MACs, the
+        young generations are collected and what survives is frozen (gc.freeze): later
+        full collections skip it. Frozen objects are still freed by reference counting;
+        the placement state holds no reference cycles once a MAC is forgotten."""
+        macs = sum(len(core.placement.macs) for core in self.bridges.values())
+        if macs - self._frozen_at < FREEZE_GROWTH:
+            self._frozen_at = min(self._frozen_at, macs)
+            return
+        gc.collect(1)
+        gc.freeze()
+        self._frozen_at = macs
+        self.event_log.count("gc_freezes")
+
+    def _watchdog(self) -> None:
+        """Notice when the event loop was blocked (nothing else ran) for longer than
+        STALL_EVENT: OVS drops a controller that misses its echo replies, and packet-ins
+        wait meanwhile. Logged as an `event-loop-stall` event with its length, and
+        counted by size (`event_loop_stall_over_<ms>ms`, in /health counters)."""
+        while True:
+            started = time.monotonic()
+            hub.sleep(WATCH_INTERVAL)
+            lag = time.monotonic() - started - WATCH_INTERVAL
+            if lag > STALL_EVENT:
+                self.event_log.add(time.time(), "event-loop-stall", ms=round(lag * 1e3, 1))
+                for ms in STALL_COUNTERS:  # counters outlive the event ring
+                    if lag * 1e3 > ms:
+                        self.event_log.count(f"event_loop_stall_over_{ms}ms")
+                if lag > 2 * STALL_EVENT:
+                    self.logger.warning("event loop blocked for %.0f ms", lag * 1e3)
+
+    def _repeat_learning(self, dpid: int, lp: LearningPackets, left: int) -> None:
+        """Repeat only while the MAC is still pinned there; no connection: send it later."""
+        core = self.bridges.get(dpid)
         entry = core.entry(lp.mac, lp.vlan) if core else None
-        if self.datapaths.get(dp.id) is dp and entry is not None and entry.uplink == lp.out_port:
-            core.announced.announce((lp.mac, lp.vlan), time.time())
-            self._learning_packets(dp, lp)
+        if core is None or entry is None or entry.uplink != lp.out_port:
+            return
+        dp = self._current(dpid)
+        if dp is None:
+            core.requeue_learning(lp)
+            return
+        core.announced.announce((lp.mac, lp.vlan), time.time())
+        with self._send_locks.setdefault(dpid, hub.Semaphore()):
+            self._learning_packets(dp, lp, left)
 
     def _access_vlans(self, bridge: str) -> dict[str, int]:
         """Access VLANs of a bridge's ports: configuration first, then OVSDB `tag`."""

@@ -9,6 +9,7 @@ the difference, so a reconnect or a controller restart converges instead of resh
 from __future__ import annotations
 
 import collections
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -54,6 +55,11 @@ from slb_ryu.core.rebalance import (
 from slb_ryu.core.sync import Mod, SwitchState, owner
 
 REINJECT_BUDGET = 3  # packets of a newly learned MAC sent back through the pipeline
+# MACs (learning packets or per-MAC flow syncs) one Output carries. A bigger batch of
+# moves (a failover of thousands of MACs) is returned one slice at a time from `next_slice`,
+# so the app can yield between slices: the datapath is already safe meanwhile (the
+# fast-failover groups forward a dead uplink's traffic to a live one).
+SLICE = 256
 
 
 @dataclass
@@ -134,6 +140,9 @@ class BridgeCore:
         self.placement.probing = self.prober is not None
         self.unreachable: tuple[ProbeTarget, ...] = ()
         self.bfd_down: set[int] = set()  # uplinks whose OVS BFD session is down
+        # Deferred work of a big batch of moves, oldest first (see `next_slice`).
+        self.pending_learning: dict[tuple[str, int], LearningPackets] = {}
+        self.pending_flows: dict[tuple[str, int], None] = {}
 
     @property
     def dpid(self) -> int:
@@ -141,6 +150,36 @@ class BridgeCore:
 
     def entry(self, mac: str, vlan: int) -> MacEntry | None:
         return self.placement.macs.get((mac, vlan))
+
+    @property
+    def backlog(self) -> int:
+        """MACs whose learning packets or flows are still to be sent (`next_slice` sends them)."""
+        return len(self.pending_learning) + len(self.pending_flows)
+
+    def next_slice(self, now: float, limit: int = SLICE) -> Output:
+        """The next slice of deferred work, learning packets first.
+
+        Upstream switches re-learning the moved MACs is what traffic waits for; the
+        per-MAC flows can follow (until they do, the old uplink's fast-failover group
+        already forwards to the new one). A learning packet whose MAC has moved again or
+        gone since is dropped here.
+        """
+        out = Output()
+        for key in list(itertools.islice(self.pending_learning, limit)):
+            lp = self.pending_learning.pop(key)
+            entry = self.placement.macs.get(key)
+            port = self.placement.ports.get(lp.out_port)
+            if entry is None or entry.uplink != lp.out_port or port is None or not port.usable:
+                continue
+            self._emit_learning(lp, out, now)
+            limit -= 1
+        for key in list(itertools.islice(self.pending_flows, max(0, limit))):
+            out.mods += self._mac_mods(key)  # pops it from pending_flows
+        return out
+
+    def requeue_learning(self, lp: LearningPackets) -> None:
+        """Learning packets that may have been lost (sent into a connection that died)."""
+        self.pending_learning.setdefault((lp.mac, lp.vlan), lp)
 
     # ---- connection ------------------------------------------------------------------
 
@@ -171,6 +210,7 @@ class BridgeCore:
         )
         out.mods += self.switch.sync_groups(groups)
         out.mods += self.switch.sync_all(pipeline.desired_flows(self.placement).values())
+        self.pending_flows.clear()
         out.mods += self.switch.stale_groups(groups)
         self._learning(moves, out, now)
         self.synced = True
@@ -315,9 +355,12 @@ class BridgeCore:
             if key not in self.placement.macs and self.placement.port_full(in_port):
                 self.events.count("mac_limit_drop")
                 return out
+            new_vlan = vlan not in self.placement.learned_vlans()
             move = self.placement.learn(src, vlan, in_port, now)
             if move is not None:
-                out = self._apply([move], now)
+                # A MAC on a VLAN already in use changes no group and no bridge-wide flow:
+                # skip rebuilding them (most of a learn's cost at thousands of MACs).
+                out = self._apply([move], now, base=new_vlan)
                 self.reinjected[key] = 0
             entry = self.placement.macs.get(key)
             # Re-inject the first few packets of a MAC that was just learned (a burst can
@@ -361,16 +404,28 @@ class BridgeCore:
 
     def flow_stats(self, samples: Iterable[tuple[FlowSpec, int, float]], now: float) -> None:
         """Byte counters of our per-MAC flows: source flows are tx, destination flows rx."""
+        self.mac_counters(
+            ((pipeline.cookie_kind(spec.cookie), owner(spec), n, age) for spec, n, age in samples),
+            now,
+        )
+
+    def mac_counters(
+        self, samples: Iterable[tuple[int | None, tuple[str, int] | None, int, float]], now: float
+    ) -> None:
+        """Per-MAC counters as (cookie kind, (MAC, VLAN), byte count, flow age in s): the
+        form the poll reads straight from the reply bytes (openflow/stats.py)."""
         counters: dict[tuple[str, int], list] = {}
-        for spec, byte_count, age in samples:
-            kind = pipeline.cookie_kind(spec.cookie)
-            if kind not in (pipeline.KIND_SRC, pipeline.KIND_DST):
+        for kind, key, byte_count, age in samples:
+            if key is None or kind not in (pipeline.KIND_SRC, pipeline.KIND_DST):
                 continue
-            slot = counters.setdefault(owner(spec), [None, None, None, None])
+            slot = counters.get(key)
+            if slot is None:
+                slot = counters[key] = [None, None, None, None]
             direction = 0 if kind == pipeline.KIND_SRC else 1
             slot[direction], slot[direction + 2] = byte_count, age
+        macs = self.placement.macs
         for key, (tx, rx, tx_age, rx_age) in counters.items():
-            entry = self.placement.macs.get(key)
+            entry = macs.get(key)
             if entry is None or tx is None or rx is None:
                 continue
             entry.tx_bps, entry.rx_bps = self.loads.update(key, tx, rx, now, tx_age, rx_age)
@@ -503,28 +558,43 @@ class BridgeCore:
                 moves += self.placement.forget_port_macs(port.port_no)
         return self._apply(moves, now)
 
-    def _apply(self, moves: list[Move], now: float) -> Output:
+    def _apply(self, moves: list[Move], now: float, base: bool = True) -> Output:
+        """Flows, groups and learning packets for `moves`; `base=False` when the caller
+        knows no group or bridge-wide flow can have changed."""
         out = Output(moves=list(moves))
         self._log_moves(moves, now)
-        groups = pipeline.groups(self.placement)
-        out.mods += self.switch.sync_groups(groups)
-        out.mods += self.switch.sync_base(pipeline.base_flows(self.placement))
-        for key in dict.fromkeys((m.mac, m.vlan) for m in moves):
+        groups = pipeline.groups(self.placement) if base else []
+        if base:
+            out.mods += self.switch.sync_groups(groups)
+            out.mods += self.switch.sync_base(pipeline.base_flows(self.placement))
+        keys = list(dict.fromkeys((m.mac, m.vlan) for m in moves))
+        for key in keys:
             if key not in self.placement.macs:
                 self.loads.forget(key)
                 self.announced.forget(key)
                 self.reinjected.pop(key, None)
-            out.mods += self._mac_mods(key)
-        out.mods += self.switch.stale_groups(groups)
-        self._learning(moves, out, now)
+        if len(keys) <= SLICE:  # the common case: everything at once, as small as it is
+            for key in keys:
+                out.mods += self._mac_mods(key)
+            if base:
+                out.mods += self.switch.stale_groups(groups)  # per-MAC flows use no group
+            self._learning(moves, out, now)
+            return out
+        self.pending_flows.update(dict.fromkeys(keys))
+        if base:
+            out.mods += self.switch.stale_groups(groups)
+        self._learning(moves, None, now)
+        out.extend(self.next_slice(now))
         return out
 
     def _mac_mods(self, key: tuple[str, int]) -> list[Mod]:
+        self.pending_flows.pop(key, None)
         entry = self.placement.macs.get(key)
         desired = pipeline.mac_flows(self.placement, entry) if entry else []
         return self.switch.sync_mac(key, desired)
 
-    def _learning(self, moves: list[Move], out: Output, now: float) -> None:
+    def _learning(self, moves: list[Move], out: Output | None, now: float) -> None:
+        """Learning packets for `moves`: into `out` now, or queued for `next_slice` (None)."""
         if not self.learning_packets:
             return
         for move in moves:
@@ -533,19 +603,28 @@ class BridgeCore:
             port = self.placement.ports.get(move.new_uplink)
             if port is None or not port.usable:
                 continue
-            entry = self.placement.macs.get((move.mac, move.vlan))
+            key = (move.mac, move.vlan)
+            entry = self.placement.macs.get(key)
             ips = tuple(sorted(entry.ips)) if entry else ()
-            out.learning.append(LearningPackets(move.new_uplink, move.mac, move.vlan, ips))
-            self.announced.announce((move.mac, move.vlan), now)
-            self.events.add(
-                now,
-                "learning-packets",
-                dpid=self.dpid,
-                mac=move.mac,
-                vlan=move.vlan,
-                uplink=port.name,
-                packets=max(1, len(ips)),
-            )
+            lp = LearningPackets(move.new_uplink, move.mac, move.vlan, ips)
+            self.pending_learning.pop(key, None)  # superseded by this move's packets
+            if out is None:
+                self.pending_learning[key] = lp
+            else:
+                self._emit_learning(lp, out, now)
+
+    def _emit_learning(self, lp: LearningPackets, out: Output, now: float) -> None:
+        out.learning.append(lp)
+        self.announced.announce((lp.mac, lp.vlan), now)
+        self.events.add(
+            now,
+            "learning-packets",
+            dpid=self.dpid,
+            mac=lp.mac,
+            vlan=lp.vlan,
+            uplink=self.placement.port_name(lp.out_port),
+            packets=max(1, len(lp.ips)),
+        )
 
     def _log_moves(self, moves: list[Move], now: float) -> None:
         name = self.placement.port_name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import fnmatch
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -58,9 +59,18 @@ class Port:
         return self.held or self.drained or self.path_dead
 
 
+# MacEntry fields that per-uplink tallies are kept from (see BridgePlacement._retally).
+_TALLIED = frozenset({"uplink", "tx_bps", "rx_bps"})
+
+
 @dataclass
 class MacEntry:
-    """One (MAC, VLAN) learned on a local port and the uplink it is pinned to."""
+    """One (MAC, VLAN) learned on a local port and the uplink it is pinned to.
+
+    Once it belongs to a `BridgePlacement`, setting `uplink`, `tx_bps` or `rx_bps`
+    (from anywhere: rebalance, stats, REST, tests) updates that placement's per-uplink
+    counts and loads, so no decision ever needs a scan of every MAC.
+    """
 
     mac: str
     vlan: int
@@ -72,9 +82,20 @@ class MacEntry:
     tx_bps: float = 0.0
     rx_bps: float = 0.0
 
+    def __setattr__(self, name: str, value: object) -> None:
+        owner = self.__dict__.get("_owner")
+        if owner is not None and name in _TALLIED:
+            owner._retally(self, name, value)
+        else:
+            object.__setattr__(self, name, value)
+
     @property
     def key(self) -> tuple[str, int]:
         return (self.mac, self.vlan)
+
+    @property
+    def load(self) -> float:
+        return self.tx_bps + self.rx_bps
 
 
 @dataclass(frozen=True)
@@ -97,6 +118,18 @@ class Move:
             and self.old_uplink != self.new_uplink
             and self.reason != REASON_RECOVERY
         )
+
+
+# Per-uplink load sums are kept in integer units of 1/1000 byte/s: a float sum kept by
+# adding and subtracting drifts from a recount, and a drift would break ties (two idle
+# uplinks) differently from one decision to the next.
+LOAD_UNITS = 1000
+
+
+def load_units(entry: MacEntry) -> int:
+    """A MAC's load (both directions) in integer units; a non-finite rate counts 0."""
+    load = entry.tx_bps + entry.rx_bps
+    return round(load * LOAD_UNITS) if math.isfinite(load) else 0
 
 
 def is_uplink_name(name: str, patterns: Sequence[str]) -> bool:
@@ -134,12 +167,24 @@ class BridgePlacement:
         self.probing = False  # path probing on: pipeline.probe_flows adds its flows
         self._per_port: collections.Counter[int] = collections.Counter()
         self._per_vlan: collections.Counter[int] = collections.Counter()
+        # Per uplink port number (any number an entry names, live or not): its entries in
+        # pinning order and the sum of their loads. Kept by _attach/_detach/_retally.
+        self._on_uplink: dict[int, dict[tuple[str, int], MacEntry]] = {}
+        self._load: dict[int, int] = {}  # in load_units: integers add up exactly
+        self._uplinks: list[Port] | None = None  # sorted uplink ports, None = stale
 
     # ---- ports -------------------------------------------------------------------
 
     @property
     def uplinks(self) -> list[Port]:
-        return sorted((p for p in self.ports.values() if p.uplink), key=lambda p: p.port_no)
+        return list(self._sorted_uplinks())
+
+    def _sorted_uplinks(self) -> list[Port]:
+        """The uplinks in port order, cached until the port list changes (not a copy)."""
+        if self._uplinks is None:
+            ups = (p for p in self.ports.values() if p.uplink)
+            self._uplinks = sorted(ups, key=lambda p: p.port_no)
+        return self._uplinks
 
     @property
     def live_uplinks(self) -> list[Port]:
@@ -199,6 +244,7 @@ class BridgePlacement:
         """Replace the port list (switch connect); returns the moves it forced."""
         adopted = [self._adopt(port) for port in ports]
         self.ports = {}
+        self._uplinks = None
         for port in adopted:
             self.ports[port.port_no] = port
             if port.port_no == OFPP_LOCAL and not self.name:
@@ -211,6 +257,7 @@ class BridgePlacement:
         """A port was added or changed state (link up/down)."""
         old = self.ports.get(port.port_no)
         self.ports[port.port_no] = self._adopt(port)
+        self._uplinks = None
         moves: list[Move] = []
         if old is not None and old.name != port.name:
             moves += self.forget_port_macs(port.port_no)
@@ -219,6 +266,7 @@ class BridgePlacement:
     def delete_port(self, port_no: int, now: float) -> list[Move]:
         """A port disappeared: its MACs go with it (a VM was shut down or migrated)."""
         self.ports.pop(port_no, None)
+        self._uplinks = None
         moves = self.forget_port_macs(port_no)
         return moves + self.repair(now)
 
@@ -245,9 +293,7 @@ class BridgePlacement:
         uplink = self.choose_uplink()
         if uplink is None:
             uplink = self.uplinks[0].port_no if self.uplinks else 0
-        self.macs[(mac, vlan)] = MacEntry(mac, vlan, in_port, uplink, since=now)
-        self._per_port[in_port] += 1
-        self._per_vlan[vlan] += 1
+        self._attach(MacEntry(mac, vlan, in_port, uplink, since=now))
         return Move(mac, vlan, in_port, None, uplink, REASON_LEARN)
 
     def port_full(self, port_no: int) -> bool:
@@ -267,11 +313,10 @@ class BridgePlacement:
         return True
 
     def forget(self, mac: str, vlan: int) -> Move | None:
-        entry = self.macs.pop((mac, vlan), None)
+        entry = self.macs.get((mac, vlan))
         if entry is None:
             return None
-        self._per_port[entry.port_no] -= 1
-        self._per_vlan[vlan] -= 1
+        self._detach(entry)
         return Move(mac, vlan, entry.port_no, entry.uplink, None, REASON_FORGET)
 
     def move(
@@ -300,8 +345,7 @@ class BridgePlacement:
         if entry.uplink == uplink:
             return None
         old = entry.uplink
-        entry.uplink = uplink
-        entry.since = now
+        self.set_uplink(entry, uplink, now)
         return Move(mac, vlan, entry.port_no, old, uplink, reason)
 
     def recover(self, entries: Iterable[MacEntry]) -> list[Move]:
@@ -312,64 +356,123 @@ class BridgePlacement:
                 continue
             if not self.is_uplink(entry.uplink):
                 continue
-            if entry.key not in self.macs:
-                self._per_port[entry.port_no] += 1
-                self._per_vlan[entry.vlan] += 1
-            self.macs[entry.key] = entry
+            old = self.macs.get(entry.key)
+            if old is not None:
+                self._detach(old)
+            self._attach(entry)
             moves.append(
                 Move(entry.mac, entry.vlan, entry.port_no, None, entry.uplink, REASON_RECOVERY)
             )
         return moves
 
     def macs_on(self, uplink: int) -> list[MacEntry]:
-        return [e for e in self.macs.values() if e.uplink == uplink]
+        """The MACs pinned to `uplink`, in the order they were pinned there."""
+        return list(self._on_uplink.get(uplink, {}).values())
+
+    def mac_count(self, uplink: int) -> int:
+        return len(self._on_uplink.get(uplink, ()))
+
+    # ---- incremental tallies -------------------------------------------------------
+
+    def set_uplink(self, entry: MacEntry, uplink: int, now: float) -> None:
+        """Pin `entry` to `uplink` (the one way placement changes an entry's uplink)."""
+        entry.uplink = uplink  # tallied by _retally through MacEntry.__setattr__
+        entry.since = now
+
+    def _attach(self, entry: MacEntry) -> None:
+        self.macs[entry.key] = entry
+        self._per_port[entry.port_no] += 1
+        self._per_vlan[entry.vlan] += 1
+        self._on_uplink.setdefault(entry.uplink, {})[entry.key] = entry
+        self._load[entry.uplink] = self._load.get(entry.uplink, 0) + load_units(entry)
+        object.__setattr__(entry, "_owner", self)
+
+    def _detach(self, entry: MacEntry) -> None:
+        del self.macs[entry.key]
+        self._per_port[entry.port_no] -= 1
+        self._per_vlan[entry.vlan] -= 1
+        self._untally(entry)
+        object.__setattr__(entry, "_owner", None)
+
+    def _untally(self, entry: MacEntry) -> None:
+        on = self._on_uplink[entry.uplink]
+        del on[entry.key]
+        if on:
+            self._load[entry.uplink] -= load_units(entry)
+        else:  # exact zero for an empty uplink: float residue must not break ties
+            del self._on_uplink[entry.uplink]
+            del self._load[entry.uplink]
+
+    def _retally(self, entry: MacEntry, name: str, value: object) -> None:
+        """Set a tallied field of an attached entry, keeping counts and loads true."""
+        if name != "uplink":  # a load: only the sum changes (stats set these every poll)
+            before = load_units(entry)
+            object.__setattr__(entry, name, value)
+            self._load[entry.uplink] += load_units(entry) - before
+            return
+        self._untally(entry)
+        object.__setattr__(entry, name, value)
+        self._on_uplink.setdefault(entry.uplink, {})[entry.key] = entry
+        self._load[entry.uplink] = self._load.get(entry.uplink, 0) + load_units(entry)
 
     # ---- decisions -----------------------------------------------------------------
 
     def uplink_load(self, uplink: int) -> float:
         """Bytes/s both directions of the MACs pinned to `uplink`."""
-        return sum(e.tx_bps + e.rx_bps for e in self.macs.values() if e.uplink == uplink)
+        return self._load.get(uplink, 0) / LOAD_UNITS
 
     def choose_uplink(self, exclude: int | None = None) -> int | None:
-        """Least loaded live uplink, load normalised by link speed; fewest MACs breaks ties."""
-        candidates = [p for p in self.usable_uplinks if p.port_no != exclude]
-        if not candidates:
-            return None
-        counts = {p.port_no: 0 for p in candidates}
-        loads = {p.port_no: 0.0 for p in candidates}
-        for entry in self.macs.values():
-            if entry.uplink in counts:
-                counts[entry.uplink] += 1
-                loads[entry.uplink] += entry.tx_bps + entry.rx_bps
+        """Least loaded live uplink, load normalised by link speed; fewest MACs breaks ties.
 
-        def weight(p: Port) -> float:
-            return float(p.speed_bps) if p.speed_bps > 0 else 1.0
-
-        return min(
-            candidates,
-            key=lambda p: (
-                loads[p.port_no] / weight(p),
-                counts[p.port_no] / weight(p),
-                p.port_no,
-            ),
-        ).port_no
+        O(uplinks): counts and loads are kept as MACs are pinned, moved and measured.
+        """
+        best: tuple[float, float, int] | None = None
+        for p in self._sorted_uplinks():
+            if not p.usable or p.port_no == exclude:
+                continue
+            weight = float(p.speed_bps) if p.speed_bps > 0 else 1.0
+            on = self._on_uplink.get(p.port_no)
+            load = self._load.get(p.port_no, 0) / LOAD_UNITS
+            rank = (load / weight, len(on or ()) / weight, p.port_no)
+            if best is None or rank < best:
+                best = rank
+        return None if best is None else best[2]
 
     def repair(self, now: float, reason: str = REASON_FAILOVER) -> list[Move]:
-        """Re-pin MACs whose uplink is dead, gone or withdrawn; keep a usable active uplink."""
+        """Re-pin MACs whose uplink is dead, gone or withdrawn; keep a usable active uplink.
+
+        O(moved log moved): only the entries of uplinks that are not usable are visited,
+        heaviest first so the big talkers spread before the tie-break by count.
+        """
         live = {p.port_no for p in self.usable_uplinks}
         if self.active_uplink not in live:
             self.active_uplink = min(live) if live else None
         moves: list[Move] = []
         if not live:
             return moves
-        for entry in sorted(self.macs.values(), key=lambda e: (-(e.tx_bps + e.rx_bps), e.key)):
-            if entry.uplink in live:
-                continue
+        stranded = [e for u, on in self._on_uplink.items() if u not in live for e in on.values()]
+        for entry in sorted(stranded, key=lambda e: (-e.load, e.key)):
             new = self.choose_uplink()
             assert new is not None
-            old, entry.uplink, entry.since = entry.uplink, new, now
+            old = entry.uplink
+            self.set_uplink(entry, new, now)
             moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, new, reason))
         return moves
+
+    def recount(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Per-uplink counts and loads from a full scan (tests and benchmarks check the
+        incremental tallies against it)."""
+        counts: dict[int, int] = {}
+        loads: dict[int, int] = {}
+        for e in self.macs.values():
+            counts[e.uplink] = counts.get(e.uplink, 0) + 1
+            loads[e.uplink] = loads.get(e.uplink, 0) + load_units(e)
+        return counts, loads
+
+    def tallies(self) -> tuple[dict[int, int], dict[int, int]]:
+        """The incremental per-uplink counts and loads (in load units)."""
+        counts = {u: len(on) for u, on in self._on_uplink.items()}
+        return counts, dict(self._load)
 
     def forget_port_macs(self, port_no: int) -> list[Move]:
         gone = [e.key for e in self.macs.values() if e.port_no == port_no]

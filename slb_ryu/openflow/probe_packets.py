@@ -8,11 +8,13 @@ but, unlike a normal request, adds no neighbour entry for an address we do not o
 
 from __future__ import annotations
 
-from ryu.lib.packet import arp
+from ryu.lib.packet import arp, ethernet, packet, vlan
 from ryu.lib.packet import ether_types as ether
 
 from slb_ryu.core.probe import ProbeRequest
-from slb_ryu.openflow.learning_packets import _frame
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+MIN_FRAME = 60  # Ethernet minimum without FCS; short frames are padded
 
 
 def arp_probe(src_mac: str, target_ip: str, vid: int = 0) -> bytes:
@@ -24,7 +26,18 @@ def arp_probe(src_mac: str, target_ip: str, vid: int = 0) -> bytes:
         dst_mac="00:00:00:00:00:00",
         dst_ip=target_ip,
     )
-    return _frame(src_mac, ether.ETH_TYPE_ARP, payload, vid)
+    # A few frames per second: built with ryu.lib.packet (learning packets, thousands per
+    # failover, are packed by hand in learning_packets.py and tested equal to this library).
+    pkt = packet.Packet()
+    if vid:
+        pkt.add_protocol(ethernet.ethernet(BROADCAST, src_mac, ether.ETH_TYPE_8021Q))
+        pkt.add_protocol(vlan.vlan(vid=vid, ethertype=ether.ETH_TYPE_ARP))
+    else:
+        pkt.add_protocol(ethernet.ethernet(BROADCAST, src_mac, ether.ETH_TYPE_ARP))
+    pkt.add_protocol(payload)
+    pkt.serialize()
+    data = bytes(pkt.data)
+    return data + b"\x00" * max(0, MIN_FRAME - len(data))
 
 
 def probe_frame(request: ProbeRequest) -> bytes:

@@ -94,3 +94,25 @@ def test_live_benchmark_quick(ovs, tmp_path):
         assert res["series"] and res["timeline"], system
     ours = doc["mixed"]["runs"]["ours"][0]
     assert ours["controller_speeds_mbps"] == ours["htb_mbps"], ours["controller_speeds_mbps"]
+
+
+@pytest.mark.timeout(150)
+def test_scale_benchmark_smoke(ovs, tmp_path):
+    """bench/scale.py --smoke: N=100 for both systems plus the microbenchmarks against
+    the baseline revision; every figure a working run produces is there and plausible."""
+    out_json = tmp_path / "scale.json"
+    out = run(["bench/scale.py", "--smoke", "--json", str(out_json)], timeout=140)
+    assert "ERROR" not in out, out
+    assert re.search(r"^choose_uplink \(us\)\s+[\d.]+ / [\d.]+\s*$", out, re.M), out
+    assert re.search(r"^learn all N \(s\): ours / OVS \*\*\s+[\d.]+ / [\d.]+\s*$", out, re.M), out
+    doc = json.loads(out_json.read_text())
+    ours, ovs_ = doc["live"]["100"]["ours"], doc["live"]["100"]["ovs"]
+    for res in (ours, ovs_):
+        assert res["sent"] == 100 and res["learn_s"] > 0, res
+        assert res["first_lost"] == 0 and res["first_median_ms"] > 0, res
+        assert res["failover_s"] is not None and res["learning_seen"] > 0, res
+    assert ours["moved"] > 0 and ours["learning_seen"] >= ours["moved"], ours
+    assert ours["disconnects"] == 0 and ours["placement_rows"] >= 100, ours
+    assert 0 < ours["rss_mib"] < 1024 and ours["idle_cpu_pct"] >= 0, ours
+    now, base = doc["micro"]["now"][0], doc["micro"]["baseline"][0]
+    assert now["n"] == base["n"] == 100 and now["failover_learning"] == now["failover_macs"]

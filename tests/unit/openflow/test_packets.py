@@ -79,3 +79,42 @@ def test_probe_is_an_arp_probe_from_the_uplink_probe_mac_tagged_per_vlan():
     eth, tag, pkt = parse(tagged)
     assert eth.ethertype == 0x8100 and tag.vid == 10
     assert pkt.get_protocol(arp.arp).dst_ip == "10.0.10.1" and len(tagged) >= 60
+
+
+def _ryu_frame(src, ethertype, payload, vid):
+    """The former ryu.lib.packet builder: the reference the struct-packed frames must equal."""
+    from ryu.lib.packet import ether_types
+
+    pkt = packet.Packet()
+    if vid:
+        pkt.add_protocol(ethernet.ethernet("ff:ff:ff:ff:ff:ff", src, ether_types.ETH_TYPE_8021Q))
+        pkt.add_protocol(vlan.vlan(vid=vid, ethertype=ethertype))
+    else:
+        pkt.add_protocol(ethernet.ethernet("ff:ff:ff:ff:ff:ff", src, ethertype))
+    pkt.add_protocol(payload)
+    pkt.serialize()
+    data = bytes(pkt.data)
+    return data + b"\x00" * max(0, 60 - len(data))
+
+
+def test_struct_frames_equal_ryu_packet_library_bytes():
+    for mac in (MAC, "fe:dc:ba:98:76:54"):
+        for vid in (0, 1, 42, 4094):
+            for ip in ("10.0.0.11", "192.168.255.1"):
+                payload = arp.arp(
+                    opcode=arp.ARP_REQUEST,
+                    src_mac=mac,
+                    src_ip=ip,
+                    dst_mac="00:00:00:00:00:00",
+                    dst_ip=ip,
+                )
+                want = _ryu_frame(mac, 0x0806, payload, vid)
+                assert learning_packets.gratuitous_arp(mac, ip, vid) == want
+            payload = arp.arp(
+                opcode=arp.ARP_REV_REQUEST,
+                src_mac=mac,
+                src_ip="0.0.0.0",
+                dst_mac=mac,
+                dst_ip="0.0.0.0",
+            )
+            assert learning_packets.rarp(mac, vid) == _ryu_frame(mac, 0x8035, payload, vid)
