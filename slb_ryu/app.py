@@ -415,17 +415,25 @@ class SlbApp(app_manager.RyuApp):
         with lock:
             chunk: list[bytes] = []  # flow-mods packed directly, sent in batches
             for obj, command, spec in out.mods:
+                packed = None
                 if obj == "flow":
                     xid = _next_xid(dp)
+                    try:
+                        packed = ofmsgs.flow_mod_bytes(spec, command, xid)
+                    except ofmsgs.Unpackable:
+                        packed = None  # Ryu's serialiser below
+                if packed is not None:
                     self.sent_mods.remember(dp.id, xid, obj, command, spec)
-                    chunk.append(ofmsgs.flow_mod_bytes(spec, command, xid))
+                    chunk.append(packed)
                     if len(chunk) < SEND_BATCH:
                         continue
                 if chunk:
                     dp.send(b"".join(chunk))
                     chunk = []
-                if obj in ("group", "meter"):
-                    build = ofmsgs.group_mod if obj == "group" else ofmsgs.meter_mod
+                if packed is None:
+                    build = {"group": ofmsgs.group_mod, "meter": ofmsgs.meter_mod}.get(
+                        obj, ofmsgs.flow_mod
+                    )
                     msg = build(dp, spec, command)
                     dp.set_xid(msg)
                     self.sent_mods.remember(dp.id, msg.xid, obj, command, spec)

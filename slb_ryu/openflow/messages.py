@@ -163,7 +163,13 @@ _OXM_FIELDS = {  # name: (OXM field number, value size)
     "eth_src": (ofp.OFPXMT_OFB_ETH_SRC, 6),
     "eth_type": (ofp.OFPXMT_OFB_ETH_TYPE, 2),
     "vlan_vid": (ofp.OFPXMT_OFB_VLAN_VID, 2),
+    "arp_op": (ofp.OFPXMT_OFB_ARP_OP, 2),
 }
+
+
+class Unpackable(ValueError):
+    """A flow this packer does not cover (a field, action or flag it does not know): the
+    caller sends it through Ryu's serialiser instead (`flow_mod`)."""
 
 
 def _oxm_value(name: str, value: Any, size: int) -> bytes:
@@ -173,6 +179,8 @@ def _oxm_value(name: str, value: Any, size: int) -> bytes:
 
 
 def _oxm(name: str, value: Any) -> tuple[int, bytes]:
+    if name not in _OXM_FIELDS:
+        raise Unpackable(f"match field {name}")
     field, size = _OXM_FIELDS[name]
     if isinstance(value, tuple):
         data = _oxm_value(name, value[0], size) + _oxm_value(name, value[1], size)
@@ -205,7 +213,7 @@ def _action_bytes(action: Action) -> bytes:
     if kind == "set_vlan_vid":
         _, oxm = _oxm("vlan_vid", arg)
         return struct.pack("!HH", ofp.OFPAT_SET_FIELD, 16) + oxm + b"\x00" * 6
-    raise ValueError(f"unknown action {kind}")
+    raise Unpackable(f"action {kind}")
 
 
 def _instructions_bytes(spec: FlowSpec) -> bytes:
@@ -224,7 +232,8 @@ def _instructions_bytes(spec: FlowSpec) -> bytes:
 
 
 def flow_mod_bytes(spec: FlowSpec, command: str = "add", xid: int = 0) -> bytes:
-    """The wire form of `flow_mod(dp, spec, command)` with `xid`, packed directly."""
+    """The wire form of `flow_mod(dp, spec, command)` with `xid`, packed directly;
+    `Unpackable` for what only `flow_mod` (Ryu's serialiser) knows."""
     body = _match_bytes(spec.match)
     if command != "delete":
         body += _instructions_bytes(spec)

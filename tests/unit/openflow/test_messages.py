@@ -1,5 +1,6 @@
 """Specs to Ryu messages and back: what the app sends is what recovery reads."""
 
+import pytest
 from ryu.ofproto import ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
@@ -97,6 +98,7 @@ def _every_flow():
         0.0,
     )
     bp.learn("02:00:00:00:01:03", 30, 4, 1.0)
+    bp.probing = True  # path probing's flows too (arp_op matches)
     return list(pipeline.desired_flows(bp).values())
 
 
@@ -111,3 +113,12 @@ def test_packed_flow_mods_equal_ryu_serialiser_for_every_pipeline_flow():
             msg.set_xid(77)
             msg.serialize()
             assert ofmsgs.flow_mod_bytes(spec, command, xid=77) == bytes(msg.buf), (spec, command)
+
+
+def test_a_flow_the_packer_does_not_cover_is_unpackable_not_wrong():
+    """The app falls back to Ryu's serialiser for these (app.send)."""
+    odd_match = pipeline.FlowSpec(1, 5, pipeline.match(ip_proto=6), pipeline.cookie(1))
+    odd_action = pipeline.FlowSpec(1, 5, (), pipeline.cookie(1), actions=(("set_queue", 1),))
+    for spec in (odd_match, odd_action):
+        with pytest.raises(ofmsgs.Unpackable):
+            ofmsgs.flow_mod_bytes(spec, "add", 1)
