@@ -13,43 +13,35 @@ from ryu import cfg
 from ryu.app.wsgi import WSGIApplication
 from ryu.base import app_manager
 from ryu.controller import ofp_event
-from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from ryu.controller.handler import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    HANDSHAKE_DISPATCHER,
+    MAIN_DISPATCHER,
+    set_ev_cls,
+)
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from slb_ryu import options
-from slb_ryu.api import rest
-from slb_ryu.core import pipeline
+from slb_ryu.api import protect, rest
+from slb_ryu.core import pipeline, ports_check
 from slb_ryu.core.bridge import BridgeCore, LearningPackets, Limits, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.placement import Port
 from slb_ryu.core.rebalance import RebalanceParams
-from slb_ryu.openflow import frames, learning_packets, ovsdb
+from slb_ryu.openflow import frames, handshake, learning_packets, ovsdb
 from slb_ryu.openflow import messages as ofmsgs
+from slb_ryu.openflow.handshake import port_from_ofp
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
 options.register(CONF)
+handshake.listen_on_loopback(CONF)  # OpenFlow listener: 127.0.0.1 unless --ofp-listen-host
+protect.install(CONF)  # REST server: Host/Content-Type checks, connection timeouts and cap
 
-
-def port_from_ofp(desc: Any) -> Port:
-    """A placement `Port` from an OFPPort; live means carrier up and not admin-down."""
-    name = desc.name.decode("utf-8", "replace") if isinstance(desc.name, bytes) else desc.name
-    live = not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
-    return Port(desc.port_no, name, live=live, speed_bps=int(desc.curr_speed) * 1000)
-
-
-class _Handshake:
-    """Multipart replies collected on (re)connect before the core syncs the switch."""
-
-    def __init__(self) -> None:
-        self.ports: list[Port] = []
-        self.groups: list = []
-        self.meters: list = []
-        self.flows: list = []
-        self.ages: dict = {}
-        self.port_status: list[tuple[str, Port]] = []
+__all__ = ["SlbApp", "port_from_ofp"]
 
 
 class SlbApp(app_manager.RyuApp):
@@ -72,8 +64,11 @@ class SlbApp(app_manager.RyuApp):
                 self.settings.rebalance_interval,
             )
         self.bridges: dict[int, BridgeCore] = {}
-        self.datapaths: dict[int, Any] = {}
-        self.handshakes: dict[int, _Handshake] = {}
+        self.conns = handshake.Connections(
+            self.event_log, self._connection_changed, self._connection_changed, self._synced
+        )
+        self.datapaths: dict[int, Any] = self.conns.active  # accepted connections only
+        self.unmanaged: dict[int, dict] = {}  # dpid -> {"name", "problems", "ports"}
         self.started = time.time()
         self.params = RebalanceParams(
             min_gain=self.settings.rebalance_min_gain,
@@ -93,84 +88,89 @@ class SlbApp(app_manager.RyuApp):
         self.stats_poll_seconds = 0.0
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         self.threads.append(hub.spawn(self._timers))
+        self.threads.append(hub.spawn(self._watch_connections))
 
-    # ---- connection and handshake ------------------------------------------------------
+    # ---- connection and handshake (state machine: openflow/handshake.py) ----------------
 
-    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @set_ev_cls(
+        ofp_event.EventOFPStateChange,
+        [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER, DEAD_DISPATCHER],
+    )
     def _state_change(self, ev: Any) -> None:
-        dp = ev.datapath
-        if dp.id is None:
-            return
-        if ev.state == MAIN_DISPATCHER:
-            self.datapaths[dp.id] = dp
-            self.handshakes[dp.id] = _Handshake()
-            if dp.id in self.bridges:
-                self.bridges[dp.id].synced = False
-            self.event_log.add(time.time(), "switch-connect", dpid=dp.id)
-            dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
-        elif self.datapaths.get(dp.id) is dp:
-            del self.datapaths[dp.id]
-            self.handshakes.pop(dp.id, None)
-            if dp.id in self.bridges:
-                self.bridges[dp.id].synced = False
-            self.event_log.add(time.time(), "switch-disconnect", dpid=dp.id)
+        if ev.state == MAIN_DISPATCHER and ev.datapath.id is not None:
+            self.conns.main(ev.datapath)
+        elif ev.state == DEAD_DISPATCHER:
+            self.conns.dead(ev.datapath)
+        else:
+            self.conns.opening(ev.datapath)
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
+    def _echo_reply(self, ev: Any) -> None:
+        self.conns.echo_reply(ev.msg.datapath, ev.msg.xid)
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def _port_desc(self, ev: Any) -> None:
+        self._collect(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def _group_desc(self, ev: Any) -> None:
+        self._collect(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    def _meter_config(self, ev: Any) -> None:
+        self._collect(ev.msg)
+
+    def _collect(self, msg: Any) -> None:
+        if not self.conns.collect(msg):
+            self.event_log.count("unexpected_reply")
 
     def _more(self, msg: Any) -> bool:
         return bool(msg.flags & ofp.OFPMPF_REPLY_MORE)
 
-    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
-    def _port_desc(self, ev: Any) -> None:
-        dp = ev.msg.datapath
-        hs = self.handshakes.get(dp.id)
-        if hs is None:
-            return
-        hs.ports += [port_from_ofp(p) for p in ev.msg.body]
-        if not self._more(ev.msg):
-            dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
-
-    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
-    def _group_desc(self, ev: Any) -> None:
-        dp = ev.msg.datapath
-        hs = self.handshakes.get(dp.id)
-        if hs is None:
-            return
-        hs.groups += [ofmsgs.spec_from_group_desc(g) for g in ev.msg.body]
-        if not self._more(ev.msg):
-            dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
-
-    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
-    def _meter_config(self, ev: Any) -> None:
-        dp = ev.msg.datapath
-        hs = self.handshakes.get(dp.id)
-        if hs is None:
-            return
-        specs = (ofmsgs.spec_from_meter_config(m) for m in ev.msg.body)
-        hs.meters += [m for m in specs if m is not None]
-        if not self._more(ev.msg):
-            dp.send_msg(ofmsgs.our_flows_request(dp))
-
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
-        dp = ev.msg.datapath
+        if not self.conns.accepted(ev.msg.datapath):
+            self.event_log.count("unexpected_reply")
+            return
         if ev.msg.xid in self.polls:
             self._poll_reply(ev.msg)
             return
-        hs = self.handshakes.get(dp.id)
-        if hs is None:
-            return
-        for stat in ev.msg.body:
-            spec = ofmsgs.spec_from_stats(stat)
-            hs.flows.append(spec)
-            hs.ages[spec.key] = stat.duration_sec + stat.duration_nsec / 1e9
-        if self._more(ev.msg):
-            return
-        del self.handshakes[dp.id]
+        self._collect(ev.msg)
+
+    def _watch_connections(self) -> None:
+        while True:
+            hub.sleep(1.0)
+            self.conns.expire()
+
+    def _connection_changed(self, dp: Any) -> None:
+        """A connection became, or stopped being, the one of its datapath id."""
+        if dp.id in self.bridges:
+            self.bridges[dp.id].synced = False
+
+    def _synced(self, dp: Any, hs: handshake.Collector) -> None:
+        """Handshake replies are in: check the ports against the configuration, then sync."""
         now = time.time()
+        local = next((p for p in hs.ports if p.port_no == ofp.OFPP_LOCAL), None)
+        name = local.name if local else ""
         core = self.bridges.get(dp.id)
+        ports = {p.port_no: p for p in hs.ports}
+        for reason, port in hs.port_status:
+            if reason == "delete":
+                ports.pop(port.port_no, None)
+            else:
+                ports[port.port_no] = port
+        learned = {e.port_no for e in pipeline.entries_from_flows(hs.flows, hs.ages, now)}
+        if core is not None:
+            learned |= {e.port_no for e in core.placement.macs.values()}
+        patterns = self.settings.uplinks_for(dp.id, name)
+        problems = ports_check.check_uplinks(patterns, ports.values(), learned)
+        if problems:
+            self._unmanage(dp, name, problems, list(ports.values()), learned)
+            return
+        if self.unmanaged.pop(dp.id, None) is not None:
+            self.event_log.add(now, "bridge-managed", dpid=dp.id, bridge=name)
+            self.logger.warning("bridge %s (dpid %016x): its ports match now", name, dp.id)
         if core is None:
-            local = next((p for p in hs.ports if p.port_no == ofp.OFPP_LOCAL), None)
-            name = local.name if local else ""
-            patterns = self.settings.uplinks_for(dp.id, name)
             core = BridgeCore(
                 dp.id,
                 patterns,
@@ -194,6 +194,55 @@ class SlbApp(app_manager.RyuApp):
             len(core.placement.macs),
             len(out.mods),
         )
+
+    def _unmanage(
+        self, dp: Any, name: str, problems: list[str], ports: list[Port], learned: set[int]
+    ) -> None:
+        """Ports do not match the configuration: our flows go, one drop-all stays."""
+        first = dp.id not in self.unmanaged
+        self.unmanaged[dp.id] = {"name": name, "problems": problems, "ports": ports}
+        self.unmanaged[dp.id]["learned"] = learned
+        if dp.id in self.bridges:
+            self.bridges[dp.id].synced = False
+        dp.send_msg(handshake.delete_our_flows(dp))
+        dp.send_msg(ofmsgs.flow_mod(dp, ports_check.drop_all_flow(), "add"))
+        if first:
+            self.event_log.count("bridge_unmanaged")
+            self.event_log.add(
+                time.time(), "bridge-unmanaged", dpid=dp.id, bridge=name, problems=problems
+            )
+        self.logger.error(
+            "bridge %s (dpid %016x) is NOT managed (all traffic dropped) until its ports "
+            "match [slb] uplinks / bridge_uplinks: %s",
+            name,
+            dp.id,
+            "; ".join(problems),
+        )
+
+    def _unmanaged_port_status(self, dp: Any, reason: str, port: Port) -> None:
+        """A port changed on an unmanaged bridge: manage it as soon as its ports match."""
+        info = self.unmanaged[dp.id]
+        ports = {p.port_no: p for p in info["ports"]}
+        if reason == "delete":
+            ports.pop(port.port_no, None)
+        else:
+            ports[port.port_no] = port
+        info["ports"] = list(ports.values())
+        patterns = self.settings.uplinks_for(dp.id, info["name"])
+        if not ports_check.check_uplinks(patterns, info["ports"], info["learned"]):
+            self.conns.restart(dp)  # full handshake again, then _synced manages it
+
+    def security_problems(self) -> list[str]:
+        """Impostor refusals and unmanaged bridges, for /health."""
+        names = {d: c.placement.name for d, c in self.bridges.items()}
+        names.update({d: u["name"] for d, u in self.unmanaged.items()})
+        out = self.conns.problems(names)
+        for dpid, info in sorted(self.unmanaged.items()):
+            out.append(
+                f"bridge {info['name'] or f'{dpid:016x}'} is not managed (all traffic "
+                f"dropped): {'; '.join(info['problems'])}"
+            )
+        return out
 
     # ---- statistics and rebalancing ---------------------------------------------------
 
@@ -297,9 +346,15 @@ class SlbApp(app_manager.RyuApp):
             ofp.OFPPR_MODIFY: "modify",
         }.get(msg.reason, "modify")
         port = port_from_ofp(msg.desc)
-        hs = self.handshakes.get(dp.id)
+        if not self.conns.accepted(dp):
+            self.event_log.count("port_status_ignored")  # not the connection of this dpid
+            return
+        hs = self.conns.handshaking(dp)
         if hs is not None:
             hs.port_status.append((reason, port))
+            return
+        if dp.id in self.unmanaged:
+            self._unmanaged_port_status(dp, reason, port)
             return
         core = self.bridges.get(dp.id)
         if core is None or not core.synced:
@@ -313,6 +368,9 @@ class SlbApp(app_manager.RyuApp):
         msg = ev.msg
         dp = msg.datapath
         self.event_log.count("packet_in")
+        if not self.conns.accepted(dp):
+            self.event_log.count("packet_in_ignored")  # not the connection of this dpid
+            return
         core = self.bridges.get(dp.id)
         if core is None:
             return

@@ -189,6 +189,8 @@ def health_view(app: Any) -> dict:
             problems.append(f"bridge {label} has no usable uplink")
         for name in held:
             problems.append(f"uplink {name} of bridge {label} is held down (flapping)")
+    extra = getattr(app, "security_problems", None)  # impostors, unmanaged bridges
+    problems += extra() if callable(extra) else []
     started = getattr(app, "started", None)
     return {
         "status": "degraded" if problems else "ok",
