@@ -206,6 +206,7 @@ def test_move_and_pin_with_slb_ctl_is_followed_by_the_tor_tables(lab):
     # Unpin with curl (the token in the header), pin again with slb-ctl.
     code, body = curl(
         "-X", "POST", "-H", f"Authorization: Bearer {TOKEN}",
+        "-H", "Content-Type: application/json", "-d", "{}",
         f"{BASE}/slb/v1/placement/{mac}/unpin",
     )  # fmt: skip
     assert code == 200 and json.loads(body)["pinned"] is False, body
