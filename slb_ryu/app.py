@@ -31,14 +31,15 @@ from slb_ryu.core.bridge import BridgeCore, LearningPackets, Limits, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.placement import Port
 from slb_ryu.core.rebalance import RebalanceParams
-from slb_ryu.openflow import frames, handshake, learning_packets, ovsdb
+from slb_ryu.openflow import frames, handshake, learning_packets, listener, ovsdb
 from slb_ryu.openflow import messages as ofmsgs
 from slb_ryu.openflow.handshake import port_from_ofp
 
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
 options.register(CONF)
-handshake.listen_on_loopback(CONF)  # OpenFlow listener: 127.0.0.1 unless --ofp-listen-host
+listener.listen_on_loopback(CONF)  # OpenFlow listener: 127.0.0.1 unless --ofp-listen-host
+listener.fix_tls_server(CONF)  # Ryu 4.34's TLS server fails every connection after the first
 protect.install(CONF)  # REST server: Host/Content-Type checks, connection timeouts and cap
 
 __all__ = ["SlbApp", "port_from_ofp"]

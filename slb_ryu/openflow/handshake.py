@@ -44,19 +44,6 @@ PROBE_TIMEOUT = 3.0  # seconds the accepted connection has to answer the ECHO of
 IMPOSTOR_MEMORY = 300.0  # seconds /health stays degraded after an impostor was refused
 
 LOG = logging.getLogger("slb_ryu.handshake")
-LISTEN_HOST = "127.0.0.1"
-
-
-def listen_on_loopback(conf: Any) -> None:
-    """Make Ryu's OpenFlow listener default to loopback (Ryu's own default is 0.0.0.0).
-
-    `--ofp-listen-host ADDR` on the command line or `ofp_listen_host = ADDR` in the
-    [DEFAULT] section of the config file still choose another address.
-    """
-    try:
-        conf.set_default("ofp_listen_host", LISTEN_HOST)
-    except Exception:  # noqa: BLE001 - oslo NoSuchOptError: Ryu's controller not imported
-        LOG.warning("cannot set the default OpenFlow listen host to %s", LISTEN_HOST)
 
 
 def delete_our_flows(dp: Any) -> Any:
