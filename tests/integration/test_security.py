@@ -90,7 +90,8 @@ def _packet_in(in_port: int, frame: bytes, cookie: int) -> bytes:
 class RogueClient(threading.Thread):
     """Connects to the controller, says it is datapath `dpid` with `ports`, then
     (mode 'stall') goes silent after one PORT_DESC reply, or (mode 'lie') also sends a
-    fake 'uplink down' port status and a fake packet-in. `closed_after` is the time
+    fake 'uplink down' port status and a fake packet-in, or (mode 'mute') never answers
+    the PORT_DESC request. `closed_after` is the time
     from connect to the controller closing the connection (None while open)."""
 
     def __init__(self, port: int, dpid: int, ports: list[tuple[int, str]], mode: str) -> None:
@@ -132,7 +133,7 @@ class RogueClient(threading.Thread):
                 _msg(OFP_FEATURES_REP, xid, struct.pack("!QIBB2xII", self.dpid, 0, 4, 0, 0, 0))
             )
         elif kind == OFP_MP_REQ and struct.unpack("!H", body[:2])[0] == OFPMP_PORT_DESC:
-            if self.port_desc_sent:
+            if self.port_desc_sent or self.mode == "mute":
                 return  # silence from now on
             self.port_desc_sent = True
             ports = b"".join(_port(no, name) for no, name in self.ports)
@@ -171,6 +172,7 @@ def test_rogue_clients_claiming_the_dpid_take_nothing(network_factory, controlle
         RogueClient(of_port, DPID, ports, "stall"),
         RogueClient(of_port, DPID, ports, "lie"),
         RogueClient(of_port, 0x5C00DEAD, ports, "stall"),
+        RogueClient(of_port, DPID, ports, "mute"),  # HELLO + FEATURES, then silence
     ]
     for rogue in rogues:
         rogue.start()
@@ -216,8 +218,8 @@ def test_rogue_clients_claiming_the_dpid_take_nothing(network_factory, controlle
     # clients with the real dpid are refused at once; the unknown one by the handshake timeout
     assert all(r.closed_after is not None for r in rogues), [r.closed_after for r in rogues]
     assert rogues[0].closed_after < 8 and rogues[1].closed_after < 8
-    assert 9 <= rogues[2].closed_after < 25
-    assert events(ctl, "handshake-timeout")
+    assert 9 <= rogues[2].closed_after < 25 and 9 <= rogues[3].closed_after < 25
+    assert len(events(ctl, "handshake-timeout")) >= 2
 
     # failover still works: uplink 1's MACs move to uplink 2
     on_first = [m for m, r in after_rows.items() if r["uplink"] == UPLINKS[0]]
