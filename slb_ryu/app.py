@@ -160,7 +160,20 @@ class SlbApp(app_manager.RyuApp):
                 ports.pop(port.port_no, None)
             else:
                 ports[port.port_no] = port
-        learned = {e.port_no for e in pipeline.entries_from_flows(hs.flows, hs.ages, now)}
+        recovered = pipeline.entries_from_flows(hs.flows, hs.ages, now)
+        if core is not None and not _memory_fits(core, hs, recovered):
+            # What we remember was learned from another switch claiming this datapath
+            # id: this switch's own flows are the truth, start over from them instead
+            # of deleting them.
+            self.logger.warning(
+                "bridge %016x: placement in memory differs from the bridge's own flows "
+                "or ports: adopting the bridge's",
+                dp.id,
+            )
+            self.event_log.count("placement_from_switch")
+            del self.bridges[dp.id]
+            core = None
+        learned = {e.port_no for e in recovered}
         if core is not None:
             learned |= {e.port_no for e in core.placement.macs.values()}
         patterns = self.settings.uplinks_for(dp.id, name)
@@ -464,3 +477,14 @@ class SlbApp(app_manager.RyuApp):
         out = action(self.bridges[dpid])
         if dp is not None:
             self.send(dp, out)
+
+
+def _memory_fits(core: BridgeCore, hs: handshake.Collector, recovered: list) -> bool:
+    """May the core's memory be written to this switch? Not when it was learned over a
+    connection whose ports (name, MAC) differ from this one's (another switch held the
+    datapath id) while this switch still holds per-MAC flows of ours to recover from.
+    Otherwise memory wins: it repairs a damaged table and refills a flushed one."""
+    known = core.placement.ports
+    if any(p.port_no in known and known[p.port_no].name != p.name for p in hs.ports):
+        return False
+    return hs.same_switch or not recovered

@@ -73,6 +73,13 @@ def _flows(collector: Collector, body: list) -> None:
         collector.ages[spec.key] = stat.duration_sec + stat.duration_nsec / 1e9
 
 
+def _ports(collector: Collector, body: list) -> None:
+    for desc in body:
+        port = port_from_ofp(desc)
+        collector.ports.append(port)
+        collector.identity[port.port_no] = (port.name, str(desc.hw_addr))
+
+
 def _meters(collector: Collector, body: list) -> None:
     specs = (ofmsgs.spec_from_meter_config(m) for m in body)
     collector.meters += [m for m in specs if m is not None]
@@ -83,7 +90,7 @@ STEPS: tuple[tuple[type, Callable[[Any], Any], Callable[[Any, list], None]], ...
     (
         parser.OFPPortDescStatsReply,
         lambda dp: parser.OFPPortDescStatsRequest(dp, 0),
-        lambda c, body: c.ports.extend(port_from_ofp(p) for p in body),
+        _ports,
     ),
     (
         parser.OFPGroupDescStatsReply,
@@ -109,6 +116,8 @@ class Collector:
     flows: list[FlowSpec] = field(default_factory=list)
     ages: dict = field(default_factory=dict)
     port_status: list[tuple[str, Port]] = field(default_factory=list)
+    identity: dict[int, tuple[str, str]] = field(default_factory=dict)  # port -> name, MAC
+    same_switch: bool = True  # its ports match those of the previous connection of the id
     step: int = 0
     xid: int | None = None
 
@@ -175,6 +184,7 @@ class Connections:
         self.opened: dict[Any, float] = {}  # connection not synced yet -> when it opened
         self.probes: dict[Any, _Probe] = {}  # held newcomer -> its probe
         self.impostors: dict[int, dict] = {}  # datapath id -> last refusal
+        self.identity: dict[int, dict] = {}  # datapath id -> ports of its last handshake
 
     # ---- queries -------------------------------------------------------------------
 
@@ -259,6 +269,10 @@ class Connections:
             return True
         del self.collecting[dp]
         self.opened.pop(dp, None)
+        last = self.identity.get(dp.id, {})
+        common = set(last) & set(collector.identity)
+        collector.same_switch = all(last[p] == collector.identity[p] for p in common)
+        self.identity[dp.id] = collector.identity
         self.on_synced(dp, collector)
         return True
 

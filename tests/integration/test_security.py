@@ -65,7 +65,7 @@ def events(ctl: h.Controller, kind: str) -> list[dict]:
 
 OFP_HELLO, OFP_ECHO_REQ, OFP_ECHO_REP, OFP_FEATURES_REQ, OFP_FEATURES_REP = 0, 2, 3, 5, 6
 OFP_PACKET_IN, OFP_PORT_STATUS, OFP_MP_REQ, OFP_MP_REP = 10, 12, 18, 19
-OFPMP_PORT_DESC = 13
+OFPMP_PORT_DESC, OFPMP_FLOW = 13, 1
 
 
 def _msg(kind: int, xid: int, body: bytes = b"") -> bytes:
@@ -80,7 +80,7 @@ def _port(no: int, name: str, link_down: bool = False) -> bytes:
 
 
 def _packet_in(in_port: int, frame: bytes, cookie: int) -> bytes:
-    oxm = struct.pack("!IHHI", 0x80000004, 1, 12, in_port)[4:]  # OXM in_port
+    oxm = struct.pack("!II", 0x80000004, in_port)  # OXM in_port
     match = struct.pack("!HH", 1, 4 + len(oxm)) + oxm
     match += b"\x00" * (-len(match) % 8)
     body = struct.pack("!IHBBQ", 0xFFFFFFFF, len(frame), 0, 1, cookie) + match + b"\x00\x00"
@@ -91,7 +91,8 @@ class RogueClient(threading.Thread):
     """Connects to the controller, says it is datapath `dpid` with `ports`, then
     (mode 'stall') goes silent after one PORT_DESC reply, or (mode 'lie') also sends a
     fake 'uplink down' port status and a fake packet-in, or (mode 'mute') never answers
-    the PORT_DESC request. `closed_after` is the time
+    the PORT_DESC request, or (mode 'full') answers our whole handshake, lies, then
+    goes silent. `closed_after` is the time
     from connect to the controller closing the connection (None while open)."""
 
     def __init__(self, port: int, dpid: int, ports: list[tuple[int, str]], mode: str) -> None:
@@ -99,7 +100,7 @@ class RogueClient(threading.Thread):
         self.addr = ("127.0.0.1", port)
         self.dpid, self.ports, self.mode = dpid, ports, mode
         self.closed_after: float | None = None
-        self.port_desc_sent = False
+        self.port_desc_sent = self.lied = False
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -132,6 +133,14 @@ class RogueClient(threading.Thread):
             sock.sendall(
                 _msg(OFP_FEATURES_REP, xid, struct.pack("!QIBB2xII", self.dpid, 0, 4, 0, 0, 0))
             )
+        elif kind == OFP_MP_REQ and self.mode == "full":  # answer our whole handshake
+            mp = struct.unpack("!H", body[:2])[0]
+            ports = b"".join(_port(no, name) for no, name in self.ports)
+            reply = struct.pack("!HH4x", mp, 0) + (ports if mp == OFPMP_PORT_DESC else b"")
+            sock.sendall(_msg(OFP_MP_REP, xid, reply))
+            if mp == OFPMP_FLOW:  # the last step: we are "synced", now lie
+                time.sleep(0.5)
+                self._lie(sock)
         elif kind == OFP_MP_REQ and struct.unpack("!H", body[:2])[0] == OFPMP_PORT_DESC:
             if self.port_desc_sent or self.mode == "mute":
                 return  # silence from now on
@@ -139,13 +148,18 @@ class RogueClient(threading.Thread):
             ports = b"".join(_port(no, name) for no, name in self.ports)
             sock.sendall(_msg(OFP_MP_REP, xid, struct.pack("!HH4x", OFPMP_PORT_DESC, 0) + ports))
             if self.mode == "lie":
-                no, name = self.ports[0]  # the first uplink "goes down"
-                down = struct.pack("!B7x", 2) + _port(no, name, link_down=True)
-                frame = bytes.fromhex("ffffffffffff02666666666608060001")
-                cookie = (0x51B0 << 48) | (0x02 << 40)  # our table-1 miss (learning)
-                sock.sendall(_msg(OFP_PORT_STATUS, 0, down))
-                sock.sendall(_msg(OFP_PACKET_IN, 0, _packet_in(3, frame + b"\0" * 40, cookie)))
+                self._lie(sock)
         # ECHO requests and everything else: no answer (a stalled client)
+
+    def _lie(self, sock: socket.socket) -> None:
+        """A fake 'first uplink down' and a fake packet-in of a new MAC on port 3."""
+        no, name = self.ports[0]
+        down = struct.pack("!B7x", 2) + _port(no, name, link_down=True)
+        frame = bytes.fromhex("ffffffffffff02666666666608060001")
+        cookie = (0x51B0 << 48) | (0x02 << 40)  # our table-1 miss (learning)
+        sock.sendall(_msg(OFP_PORT_STATUS, 0, down))
+        sock.sendall(_msg(OFP_PACKET_IN, 0, _packet_in(3, frame + b"\0" * 40, cookie)))
+        self.lied = True
 
 
 # ---------------------------------------------------------------------------
@@ -220,6 +234,35 @@ def test_rogue_clients_claiming_the_dpid_take_nothing(network_factory, controlle
     assert rogues[0].closed_after < 8 and rogues[1].closed_after < 8
     assert 9 <= rogues[2].closed_after < 25 and 9 <= rogues[3].closed_after < 25
     assert len(events(ctl, "handshake-timeout")) >= 2
+
+    # The real bridge away, a rogue takes its dpid, completes the handshake, lies and goes
+    # silent; the real bridge comes back: the rogue is closed (no ECHO answer) and what
+    # it taught us is not written into the real bridge.
+    h.sh(["ovs-vsctl", "set-controller", HV, "tcp:127.0.0.1:9"])  # away, flows kept
+    h.wait_until(lambda: not _health_synced(ctl), timeout=10, desc="real bridge away")
+    full = RogueClient(of_port, DPID, ports, "full")
+    full.start()
+    h.wait_until(lambda: full.lied, timeout=10, desc="rogue synced and lying")
+    time.sleep(1.0)
+    poisoned = rows(ctl)
+    h.sh(["ovs-vsctl", "set-controller", HV, f"tcp:127.0.0.1:{of_port}"])
+    h.wait_until(lambda: full.closed_after is not None, timeout=15, desc="rogue closed")
+    h.wait_until(lambda: _health_synced(ctl), timeout=15, desc="real bridge synced")
+    back_rows, back_flows = rows(ctl), h.normalise_flows(_dump())
+    # adopted from the bridge's flows: same ports, uplinks and pins; snooped IPs and the
+    # exact 'since' are not in the flows (they come back with the next ARP)
+    keep = ("vlan", "port", "uplink", "pinned")
+    before_rows = {m: {k: r[k] for k in keep} for m, r in before_rows.items()}
+    back_rows = {m: {k: r[k] for k in keep} for m, r in back_rows.items()}
+    figure(
+        "rogue first, real bridge back",
+        f"rows while the rogue held the dpid: {len(poisoned)} (fake MAC: "
+        f"{'02:66:66:66:66:66' in poisoned}); after the real bridge came back: rows changed "
+        f"{sum(1 for m in before_rows if before_rows[m] != back_rows.get(m))}, flows changed "
+        f"{len(set(before_flows) ^ set(back_flows))}, rogue closed after {full.closed_after:.1f} s",
+    )
+    assert back_rows == before_rows
+    assert back_flows == before_flows
 
     # failover still works: uplink 1's MACs move to uplink 2
     on_first = [m for m, r in after_rows.items() if r["uplink"] == UPLINKS[0]]

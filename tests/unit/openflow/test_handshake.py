@@ -59,13 +59,13 @@ def reply(cls, dp, xid, body=(), more=False):
     return msg
 
 
-def port(no, name):
-    return parser.OFPPort(no, "02:00:00:00:00:01", name.encode(), 0, 0, 0, 0, 0, 0, 10**6, 0)
+def port(no, name, mac="02:00:00:00:00:01"):
+    return parser.OFPPort(no, mac, name.encode(), 0, 0, 0, 0, 0, 0, 10**6, 0)
 
 
-def finish(conns, dp):
+def finish(conns, dp, mac="02:00:00:00:00:01"):
     """Answer the four handshake requests (ports, groups, meters, flows)."""
-    body = [port(1, "eth1"), port(ofp.OFPP_LOCAL, "br0")]
+    body = [port(1, "eth1", mac), port(ofp.OFPP_LOCAL, "br0", mac)]
     for cls in (
         parser.OFPPortDescStatsReply,
         parser.OFPGroupDescStatsReply,
@@ -195,3 +195,16 @@ def test_restart_runs_the_handshake_again_on_the_accepted_connection():
     assert isinstance(conns.handshaking(dp), Collector) and not other.sent
     finish(conns, dp)
     assert [c[0] for c in calls].count("synced") == 2
+
+
+def test_a_switch_with_other_port_macs_than_the_last_connection_is_another_switch():
+    conns, _, _, calls = make()
+    first, same, other = FakeDatapath(port=1), FakeDatapath(port=2), FakeDatapath(port=3)
+    for dp, mac in ((first, "02:00:00:00:00:01"), (same, "02:00:00:00:00:01")):
+        conns.main(dp)
+        finish(conns, dp, mac)
+        assert calls[-1][2].same_switch
+        conns.dead(dp)
+    conns.main(other)
+    finish(conns, other, "02:66:00:00:00:01")
+    assert not calls[-1][2].same_switch
