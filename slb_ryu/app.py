@@ -88,6 +88,7 @@ class SlbApp(app_manager.RyuApp):
         self.polls: dict[int, dict] = {}  # xid -> {"dpid", "samples", "sent"}
         self.stats_poll_seconds = 0.0
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
+        protect.count_with(self.event_log.count)  # refused REST requests
         self.threads.append(hub.spawn(self._timers))
         self.threads.append(hub.spawn(self._watch_connections))
 

@@ -41,6 +41,17 @@ WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
+_counter: list[Callable[[str], None]] = []  # the app's EventLog.count, once it exists
+
+
+def count_with(counter: Callable[[str], None]) -> None:
+    """Count refusals with `counter` (the app passes its EventLog.count)."""
+    _counter[:] = [counter]
+
+
+def _count(name: str) -> None:
+    for counter in _counter:
+        counter(name)
 
 
 # ---- request checks (pure) ---------------------------------------------------------------
@@ -182,7 +193,7 @@ def install(conf: Any) -> None:
 
     def serve_forever(self: Any) -> None:
         host = str(getattr(conf, "wsapi_host", "127.0.0.1") or "")
-        app = guard(self.handle, host)
+        app = guard(self.handle, host, _count)
         try:  # Ryu listens with eventlet's backlog of 50: a burst of connects overflows it
             self.server.listen(BACKLOG)
         except OSError:

@@ -425,6 +425,8 @@ def test_rest_refuses_cross_site_and_rebinding_and_survives_1100_slow_connection
     assert curl("-H", f"Host: [::1]:{ws_port}", f"{base}/health") == 200
     assert curl("-X", "POST", "-H", "Content-Type: application/json", "-d", "{}",
                 f"{base}/rebalance") == 200  # fmt: skip
+    counters = ctl.get_json("/slb/v1/health")["counters"]
+    assert counters["rest_refused_421"] == 2 and counters["rest_refused_415"] >= 2, counters
 
     # 1,100 connections: half idle, half sending a request line byte by byte
     conns, t_open = [], time.monotonic()
