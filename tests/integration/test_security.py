@@ -307,10 +307,11 @@ def _unmanaged(ctl: h.Controller) -> list[str]:
     return [p for p in ctl.get_json("/slb/v1/health")["problems"] if "is not managed" in p]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def mismatch_net(ovs):
-    """One network for the misconfiguration cases (OpenFlow 6692); VMs learned first
-    by a correctly configured controller, whose flows stay in the bridge."""
+    """A network for one misconfiguration case (OpenFlow 6692; per test, so it never
+    overlaps another test's ``sc`` network); VMs learned first by a correctly
+    configured controller, whose flows stay in the bridge."""
     of_port = 6692
     net = h.start_network(controller_port=of_port, **topo())
     try:
