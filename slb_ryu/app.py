@@ -15,21 +15,36 @@ from ryu import cfg
 from ryu.app.wsgi import WSGIApplication
 from ryu.base import app_manager
 from ryu.controller import ofp_event
-from ryu.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from ryu.controller.handler import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    HANDSHAKE_DISPATCHER,
+    MAIN_DISPATCHER,
+    set_ev_cls,
+)
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
-from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from slb_ryu import options
-from slb_ryu.api import rest
-from slb_ryu.core import pipeline
+from slb_ryu.api import protect, rest
+from slb_ryu.core import pipeline, ports_check
 from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Output
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.jobs import Supervisor
 from slb_ryu.core.placement import Move, Port
 from slb_ryu.core.probe import PATH_DEAD, ProbeParams
-from slb_ryu.openflow import errors, frames, learning_packets, ovsdb, probe_packets, stats
+from slb_ryu.openflow import (
+    errors,
+    frames,
+    handshake,
+    learning_packets,
+    listener,
+    ovsdb,
+    probe_packets,
+    stats,
+)
 from slb_ryu.openflow import messages as ofmsgs
+from slb_ryu.openflow.handshake import port_from_ofp
 from slb_ryu.openflow.pacing import LearningLedger
 
 CONF = cfg.CONF
@@ -42,31 +57,17 @@ STALL_COUNTERS = (50, 100, 250, 1000)  # ms: counters event_loop_stall_over_<ms>
 FREEZE_GROWTH = 1000  # MACs learned since the last gc.freeze() that warrant another
 options.register(CONF)
 stats.install()  # flow-stats reply entries stay raw until read (see openflow/stats.py)
+listener.listen_on_loopback(CONF)  # OpenFlow listener: 127.0.0.1 unless --ofp-listen-host
+listener.fix_tls_server(CONF)  # Ryu 4.34's TLS server fails every connection after the first
+protect.install(CONF)  # REST server: Host/Content-Type checks, connection timeouts and cap
 
-
-def port_from_ofp(desc: Any) -> Port:
-    """A placement `Port` from an OFPPort; live means carrier up and not admin-down."""
-    name = desc.name.decode("utf-8", "replace") if isinstance(desc.name, bytes) else desc.name
-    live = not (desc.state & ofp.OFPPS_LINK_DOWN) and not (desc.config & ofp.OFPPC_PORT_DOWN)
-    return Port(desc.port_no, name, live=live, speed_bps=int(desc.curr_speed) * 1000)
+__all__ = ["SlbApp", "port_from_ofp"]
 
 
 def _next_xid(dp: Any) -> int:
     """The next transaction id of `dp`, as `Datapath.set_xid` gives it to a message."""
     dp.xid = (dp.xid + 1) & ofp.MAX_XID
     return dp.xid
-
-
-class _Handshake:
-    """Multipart replies collected on (re)connect before the core syncs the switch."""
-
-    def __init__(self) -> None:
-        self.ports: list[Port] = []
-        self.groups: list = []
-        self.meters: list = []
-        self.flows: list = []
-        self.ages: dict = {}
-        self.port_status: list[tuple[str, Port]] = []
 
 
 class SlbApp(app_manager.RyuApp):
@@ -86,8 +87,11 @@ class SlbApp(app_manager.RyuApp):
         for warning in options.advice(self.settings):
             self.logger.warning("slb-ryu: %s", warning)
         self.bridges: dict[int, BridgeCore] = {}
-        self.datapaths: dict[int, Any] = {}
-        self.handshakes: dict[int, _Handshake] = {}
+        self.conns = handshake.Connections(
+            self.event_log, self._connection_changed, self._connection_changed, self._synced
+        )
+        self.datapaths: dict[int, Any] = self.conns.active  # accepted connections only
+        self.unmanaged: dict[int, dict] = {}  # dpid -> {"name", "problems", "ports"}
         self.started = time.time()
         self.params = self.settings.rebalance_params()
         self.limits = self.settings.limits()
@@ -101,6 +105,7 @@ class SlbApp(app_manager.RyuApp):
         self._wake_pacer = hub.Event()
         self._frozen_at = 0  # MACs on all bridges at the last gc.freeze()
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
+        protect.count_with(self.event_log.count)  # refused REST requests
         self.threads.append(hub.spawn(self._timers))
         self.threads.append(hub.spawn(self._pacer))
         self.threads.append(hub.spawn(self._watchdog))
@@ -111,84 +116,102 @@ class SlbApp(app_manager.RyuApp):
             self.threads.append(hub.spawn(self._probe_loop))
         if self.settings.bfd:
             self.threads.append(hub.spawn(self._bfd_loop))
+        self.threads.append(hub.spawn(self._watch_connections))
 
-    # ---- connection and handshake ------------------------------------------------------
+    # ---- connection and handshake (state machine: openflow/handshake.py) ----------------
 
-    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @set_ev_cls(
+        ofp_event.EventOFPStateChange,
+        [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER, DEAD_DISPATCHER],
+    )
     def _state_change(self, ev: Any) -> None:
-        dp = ev.datapath
-        if dp.id is None:
-            return
-        if ev.state == MAIN_DISPATCHER:
-            self.datapaths[dp.id] = dp
-            self.handshakes[dp.id] = _Handshake()
-            if dp.id in self.bridges:
-                self.bridges[dp.id].synced = False
-            self.event_log.add(time.time(), "switch-connect", dpid=dp.id)
-            dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
-        elif self.datapaths.get(dp.id) is dp:
-            del self.datapaths[dp.id]
-            self.handshakes.pop(dp.id, None)
-            if dp.id in self.bridges:
-                self.bridges[dp.id].synced = False
-            self.event_log.add(time.time(), "switch-disconnect", dpid=dp.id)
+        if ev.state == MAIN_DISPATCHER and ev.datapath.id is not None:
+            self.conns.main(ev.datapath)
+        elif ev.state == DEAD_DISPATCHER:
+            self.conns.dead(ev.datapath)
+        else:
+            self.conns.opening(ev.datapath)
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN_DISPATCHER)
+    def _echo_reply(self, ev: Any) -> None:
+        self.conns.echo_reply(ev.msg.datapath, ev.msg.xid)
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    def _port_desc(self, ev: Any) -> None:
+        self._collect(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def _group_desc(self, ev: Any) -> None:
+        self._collect(ev.msg)
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    def _meter_config(self, ev: Any) -> None:
+        self._collect(ev.msg)
+
+    def _collect(self, msg: Any) -> None:
+        if not self.conns.collect(msg):
+            self.event_log.count("unexpected_reply")
 
     def _more(self, msg: Any) -> bool:
         return bool(msg.flags & ofp.OFPMPF_REPLY_MORE)
 
-    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
-    def _port_desc(self, ev: Any) -> None:
-        dp = ev.msg.datapath
-        hs = self.handshakes.get(dp.id)
-        if hs is None:
-            return
-        hs.ports += [port_from_ofp(p) for p in ev.msg.body]
-        if not self._more(ev.msg):
-            dp.send_msg(parser.OFPGroupDescStatsRequest(dp, 0))
-
-    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
-    def _group_desc(self, ev: Any) -> None:
-        dp = ev.msg.datapath
-        hs = self.handshakes.get(dp.id)
-        if hs is None:
-            return
-        hs.groups += [ofmsgs.spec_from_group_desc(g) for g in ev.msg.body]
-        if not self._more(ev.msg):
-            dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
-
-    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
-    def _meter_config(self, ev: Any) -> None:
-        dp = ev.msg.datapath
-        hs = self.handshakes.get(dp.id)
-        if hs is None:
-            return
-        specs = (ofmsgs.spec_from_meter_config(m) for m in ev.msg.body)
-        hs.meters += [m for m in specs if m is not None]
-        if not self._more(ev.msg):
-            dp.send_msg(ofmsgs.our_flows_request(dp))
-
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev: Any) -> None:
-        dp = ev.msg.datapath
+        if not self.conns.accepted(ev.msg.datapath):
+            self.event_log.count("unexpected_reply")
+            return
         if self.stats.owns(ev.msg.xid):
             self.stats.reply(ev.msg, self.bridges.get)
             return
-        hs = self.handshakes.get(dp.id)
-        if hs is None:
-            return
-        for stat in ev.msg.body:
-            spec = ofmsgs.spec_from_stats(stat)
-            hs.flows.append(spec)
-            hs.ages[spec.key] = stat.duration_sec + stat.duration_nsec / 1e9
-        if self._more(ev.msg):
-            return
-        del self.handshakes[dp.id]
+        self._collect(ev.msg)
+
+    def _watch_connections(self) -> None:
+        while True:
+            hub.sleep(1.0)
+            self.conns.expire()
+
+    def _connection_changed(self, dp: Any) -> None:
+        """A connection became, or stopped being, the one of its datapath id."""
+        if dp.id in self.bridges:
+            self.bridges[dp.id].synced = False
+
+    def _synced(self, dp: Any, hs: handshake.Collector) -> None:
+        """Handshake replies are in: check the ports against the configuration, then sync."""
         now = time.time()
+        local = next((p for p in hs.ports if p.port_no == ofp.OFPP_LOCAL), None)
+        name = local.name if local else ""
         core = self.bridges.get(dp.id)
+        ports = {p.port_no: p for p in hs.ports}
+        for reason, port in hs.port_status:
+            if reason == "delete":
+                ports.pop(port.port_no, None)
+            else:
+                ports[port.port_no] = port
+        recovered = pipeline.entries_from_flows(hs.flows, hs.ages, now)
+        if core is not None and not _memory_fits(core, hs, recovered):
+            # What we remember was learned from another switch claiming this datapath
+            # id: this switch's own flows are the truth, start over from them instead
+            # of deleting them.
+            self.logger.warning(
+                "bridge %016x: placement in memory differs from the bridge's own flows "
+                "or ports: adopting the bridge's",
+                dp.id,
+            )
+            self.event_log.count("placement_from_switch")
+            del self.bridges[dp.id]
+            core = None
+        learned = {e.port_no for e in recovered}
+        if core is not None:
+            learned |= {e.port_no for e in core.placement.macs.values()}
+        patterns = self.settings.uplinks_for(dp.id, name)
+        problems = ports_check.check_uplinks(patterns, ports.values(), learned)
+        if problems:
+            self._unmanage(dp, name, problems, list(ports.values()), learned)
+            return
+        if self.unmanaged.pop(dp.id, None) is not None:
+            self.event_log.add(now, "bridge-managed", dpid=dp.id, bridge=name)
+            self.logger.warning("bridge %s (dpid %016x): its ports match now", name, dp.id)
         if core is None:
-            local = next((p for p in hs.ports if p.port_no == ofp.OFPP_LOCAL), None)
-            name = local.name if local else ""
-            patterns = self.settings.uplinks_for(dp.id, name)
             core = BridgeCore(
                 dp.id,
                 patterns,
@@ -215,6 +238,55 @@ class SlbApp(app_manager.RyuApp):
             len(core.placement.macs),
             len(out.mods),
         )
+
+    def _unmanage(
+        self, dp: Any, name: str, problems: list[str], ports: list[Port], learned: set[int]
+    ) -> None:
+        """Ports do not match the configuration: our flows go, one drop-all stays."""
+        first = dp.id not in self.unmanaged
+        self.unmanaged[dp.id] = {"name": name, "problems": problems, "ports": ports}
+        self.unmanaged[dp.id]["learned"] = learned
+        if dp.id in self.bridges:
+            self.bridges[dp.id].synced = False
+        dp.send_msg(handshake.delete_our_flows(dp))
+        dp.send_msg(ofmsgs.flow_mod(dp, ports_check.drop_all_flow(), "add"))
+        if first:
+            self.event_log.count("bridge_unmanaged")
+            self.event_log.add(
+                time.time(), "bridge-unmanaged", dpid=dp.id, bridge=name, problems=problems
+            )
+        self.logger.error(
+            "bridge %s (dpid %016x) is NOT managed (all traffic dropped) until its ports "
+            "match [slb] uplinks / bridge_uplinks: %s",
+            name,
+            dp.id,
+            "; ".join(problems),
+        )
+
+    def _unmanaged_port_status(self, dp: Any, reason: str, port: Port) -> None:
+        """A port changed on an unmanaged bridge: manage it as soon as its ports match."""
+        info = self.unmanaged[dp.id]
+        ports = {p.port_no: p for p in info["ports"]}
+        if reason == "delete":
+            ports.pop(port.port_no, None)
+        else:
+            ports[port.port_no] = port
+        info["ports"] = list(ports.values())
+        patterns = self.settings.uplinks_for(dp.id, info["name"])
+        if not ports_check.check_uplinks(patterns, info["ports"], info["learned"]):
+            self.conns.restart(dp)  # full handshake again, then _synced manages it
+
+    def security_problems(self) -> list[str]:
+        """Impostor refusals and unmanaged bridges, for /health."""
+        names = {d: c.placement.name for d, c in self.bridges.items()}
+        names.update({d: u["name"] for d, u in self.unmanaged.items()})
+        out = self.conns.problems(names)
+        for dpid, info in sorted(self.unmanaged.items()):
+            out.append(
+                f"bridge {info['name'] or f'{dpid:016x}'} is not managed (all traffic "
+                f"dropped): {'; '.join(info['problems'])}"
+            )
+        return out
 
     # ---- statistics and rebalancing ---------------------------------------------------
 
@@ -324,6 +396,9 @@ class SlbApp(app_manager.RyuApp):
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev: Any) -> None:
+        if not self.conns.accepted(ev.msg.datapath):
+            self.event_log.count("unexpected_reply")
+            return
         if self.stats.owns(ev.msg.xid):
             self.stats.reply(ev.msg, self.bridges.get)
 
@@ -351,9 +426,15 @@ class SlbApp(app_manager.RyuApp):
             ofp.OFPPR_MODIFY: "modify",
         }.get(msg.reason, "modify")
         port = port_from_ofp(msg.desc)
-        hs = self.handshakes.get(dp.id)
+        if not self.conns.accepted(dp):
+            self.event_log.count("port_status_ignored")  # not the connection of this dpid
+            return
+        hs = self.conns.handshaking(dp)
         if hs is not None:
             hs.port_status.append((reason, port))
+            return
+        if dp.id in self.unmanaged:
+            self._unmanaged_port_status(dp, reason, port)
             return
         core = self.bridges.get(dp.id)
         if core is None or not core.synced:
@@ -367,6 +448,9 @@ class SlbApp(app_manager.RyuApp):
         msg = ev.msg
         dp = msg.datapath
         self.event_log.count("packet_in")
+        if not self.conns.accepted(dp):
+            self.event_log.count("packet_in_ignored")  # not the connection of this dpid
+            return
         core = self.bridges.get(dp.id)
         if core is None:
             return
@@ -576,3 +660,14 @@ class SlbApp(app_manager.RyuApp):
         if not self.settings.rebalance_interval or self.next_rebalance_at is None:
             return None
         return round(max(0.0, self.next_rebalance_at - time.monotonic()), 3)
+
+
+def _memory_fits(core: BridgeCore, hs: handshake.Collector, recovered: list) -> bool:
+    """May the core's memory be written to this switch? Not when it was learned over a
+    connection whose ports (name, MAC) differ from this one's (another switch held the
+    datapath id) while this switch still holds per-MAC flows of ours to recover from.
+    Otherwise memory wins: it repairs a damaged table and refills a flushed one."""
+    known = core.placement.ports
+    if any(p.port_no in known and known[p.port_no].name != p.name for p in hs.ports):
+        return False
+    return hs.same_switch or not recovered

@@ -30,6 +30,10 @@ class ControllerApi(Protocol):
         """Rebalance one bridge (or every synced one) now; the moves made, by dpid."""
         ...
 
+    def security_problems(self) -> list[str]:
+        """Impostor connections refused lately and bridges left unmanaged, as /health lines."""
+        ...
+
     def job_problems(self) -> list[str]:
         """Periodic jobs that are failing, as /health problem lines (empty when fine)."""
         ...

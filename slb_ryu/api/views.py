@@ -171,6 +171,7 @@ def health_view(app: ControllerApi) -> dict:
                 f"probe target {target} is unreachable from every uplink of bridge {v.label} "
                 "(nothing moved: the target or the whole fabric is down)"
             )
+    problems += app.security_problems()  # impostors, unmanaged bridges
     problems += app.job_problems()
     return {
         "status": "degraded" if problems else "ok",

@@ -135,13 +135,14 @@ def test_writes_need_the_token(lab):
     data = json.dumps({"uplink": target})
     code, body = curl("-X", "POST", "-H", "Content-Type: application/json", "-d", data, url)
     assert code == 401 and "missing bearer token" in json.loads(body)["error"]
-    code, body = curl("-X", "POST", "-H", "Authorization: Bearer nope", "-d", data, url)
+    json_type = ("-H", "Content-Type: application/json")
+    code, body = curl("-X", "POST", *json_type, "-H", "Authorization: Bearer nope", "-d", data, url)
     assert code == 401 and "wrong bearer token" in json.loads(body)["error"]
     res = slb_ctl("move", mac, target)
     assert res.returncode == 1 and "HTTP 401" in res.stderr and "SLB_TOKEN" in res.stderr
     assert placement(ctl, mac) == before
     # Authenticated, but bad input: a clear 4xx.
-    auth = ("-H", f"Authorization: Bearer {TOKEN}")
+    auth = ("-H", f"Authorization: Bearer {TOKEN}", *json_type)
     code, body = curl("-X", "POST", *auth, "-d", '{"uplink": "xhv1-eth9"}', url)
     assert code == 404 and "'xhv1-eth9' is not an uplink" in json.loads(body)["error"]
     code, body = curl("-X", "POST", *auth, "-d", "{oops", url)
@@ -206,6 +207,7 @@ def test_move_and_pin_with_slb_ctl_is_followed_by_the_tor_tables(lab):
     # Unpin with curl (the token in the header), pin again with slb-ctl.
     code, body = curl(
         "-X", "POST", "-H", f"Authorization: Bearer {TOKEN}",
+        "-H", "Content-Type: application/json", "-d", "{}",
         f"{BASE}/slb/v1/placement/{mac}/unpin",
     )  # fmt: skip
     assert code == 200 and json.loads(body)["pinned"] is False, body

@@ -80,6 +80,9 @@ class FakeApp:
         out = core.move(MAC_A, 0, other, time.time(), None)
         return [(1, m) for m in out.moves]
 
+    def security_problems(self):
+        return []
+
     def job_problems(self):
         return list(self.failing_jobs)
 
