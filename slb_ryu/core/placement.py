@@ -449,7 +449,7 @@ class BridgePlacement:
             self.active_uplink = min(live) if live else None
         moves: list[Move] = []
         if not live:
-            return moves
+            return self._repin_orphans(now, reason)
         stranded = [e for u, on in self._on_uplink.items() if u not in live for e in on.values()]
         for entry in sorted(stranded, key=lambda e: (-e.load, e.key)):
             new = self.choose_uplink()
@@ -457,6 +457,22 @@ class BridgePlacement:
             old = entry.uplink
             self.set_uplink(entry, new, now)
             moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, new, reason))
+        return moves
+
+    def _repin_orphans(self, now: float, reason: str) -> list[Move]:
+        """No usable uplink: MACs whose uplink port is gone altogether still go to an
+        existing (dead) uplink. Their flows must name an uplink the pipeline knows: its
+        flood and fast-failover flows are what carry a VM's broadcast to its neighbours
+        and, once any uplink's link returns, its traffic out, before the controller acts."""
+        existing = [p.port_no for p in self.uplinks]
+        if not existing:
+            return []
+        moves = []
+        orphans = [e for u, on in self._on_uplink.items() if u not in existing for e in on.values()]
+        for entry in sorted(orphans, key=lambda e: e.key):
+            old = entry.uplink
+            self.set_uplink(entry, existing[0], now)
+            moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, existing[0], reason))
         return moves
 
     def recount(self) -> tuple[dict[int, int], dict[int, int]]:

@@ -15,7 +15,6 @@ import collections
 from dataclasses import dataclass
 from functools import cached_property
 
-import pytest
 from fakeoftable import ETH_TYPE_ARP, ETH_TYPE_IPV4, FakeOFTable, Frame, Result
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -302,7 +301,7 @@ def test_c_broadcast_reaches_each_local_port_of_its_vlan_once_never_its_ingress(
     from_active = case.in_port == case.bridge.active_uplink
     reflected = (case.frame.eth_src, vlan) in case.bridge.macs
     if pinned_to_deleted_uplink(case):
-        return  # known failure: test_c_known_failure_mac_pinned_to_a_deleted_uplink
+        return  # only with no uplink at all (nothing to re-pin to): nothing to flood by
     if vlan is not None and (from_local or (from_active and not reflected)):
         assert set(ports) == flood_members(case.bridge, vlan) - {case.in_port}
 
@@ -334,7 +333,7 @@ def test_d_local_frame_to_the_fabric_leaves_by_exactly_its_uplink_or_the_failove
     snoop = [p for p in case.result.punts if not p.metered]
     assert len(snoop) == (case.frame.eth_type == ETH_TYPE_ARP) == len(case.result.punts)
     if pinned_to_deleted_uplink(case):
-        return  # known failure: test_d_known_failure_mac_pinned_to_a_deleted_uplink
+        return  # only with no uplink at all (nothing to re-pin to)
     entry = local_entry(case)
     want = failover_uplink(case.bridge, case.scenario.live, entry.uplink)
     assert uplink_outputs(case) == ([] if want is None else [want]), (want, case.result)
@@ -385,33 +384,31 @@ def test_h_unlearned_local_source_goes_to_the_controller_metered_and_nowhere_els
     assert punt.metered and punt.frame == case.frame.tagged(vlan or None)
 
 
-# ---- known failures of the current pipeline ---------------------------------------------
-
-DELETED_UPLINK = (
-    "placement.repair cannot re-pin MACs whose uplink port was deleted while no other "
-    "uplink was usable; their table-1 flows keep writing the deleted port as metadata, "
-    "which no table-3 flow matches (flood and to-uplink flows exist per existing uplink), "
-    "so the table-3 miss drops their broadcasts and unknown unicast"
-)
+# ---- a bug hypothesis found (fixed in placement.repair) ----------------------------------
+#
+# MACs pinned to an uplink port that was deleted while no other uplink was usable kept
+# writing the deleted port as metadata, which no forward-table flow matches: their
+# broadcasts and unknown unicast were dropped. The examples below stay as regressions.
 
 
 def deleted_uplink_case(dst: str, flipped: frozenset[int] = frozenset()) -> Case:
-    """Hypothesis' minimal example: uplink 2 down, then uplink 1 (everyone's) deleted."""
+    """Hypothesis' minimal example: uplink 2 down, then uplink 1 (everyone's) deleted. It
+    left the MACs pinned to the deleted port (their broadcast dropped, no datapath
+    failover); placement now re-pins them to an existing uplink even when it is dead."""
     ops = (("learn", 1, 0, 0), ("learn", 2, 1, 0), ("link", 1, False, False), ("unplug", 1))
     scenario = Scenario(2, ((10, 0), (11, 0)), ops, flipped)
-    assert scenario.bridge.macs[(vm_mac(1), 0)].uplink == 1 and 1 not in scenario.bridge.ports
+    assert 1 not in scenario.bridge.ports
+    assert scenario.bridge.macs[(vm_mac(1), 0)].uplink == 2  # re-pinned, though dead
     return Case(scenario, 10, Frame(vm_mac(1), dst))
 
 
-@pytest.mark.xfail(strict=True, reason=f"{DELETED_UPLINK}: BRIEF 2.2/2.6 broken")
-def test_c_known_failure_mac_pinned_to_a_deleted_uplink():
+def test_c_mac_pinned_to_a_deleted_uplink_still_floods_locally():
     """A VM's ARP broadcast must still reach the VM next to it (local switching)."""
     case = deleted_uplink_case(BROADCAST)
     assert local_outputs(case) == [11], case.result
 
 
-@pytest.mark.xfail(strict=True, reason=f"{DELETED_UPLINK}: no datapath failover")
-def test_d_known_failure_mac_pinned_to_a_deleted_uplink():
+def test_d_mac_pinned_to_a_deleted_uplink_fails_over_in_the_datapath():
     """Uplink 2 came back and the datapath knows before the controller: use it at once."""
     case = deleted_uplink_case(UNKNOWN, flipped=frozenset({2}))
     assert uplink_outputs(case) == [2], case.result
