@@ -58,16 +58,14 @@ def _scale(loads: Loads, caps: dict[int, float]) -> float:
     return lower_bound(loads, caps) or 1.0
 
 
-def optimum(loads: Loads, caps: dict[int, float], time_limit: float = 10.0) -> float:
-    """Exact min over placements of `worst` (MILP). Raises ValueError when unsolved."""
+def _placement_rows(
+    loads: Loads, caps: dict[int, float], s: float, nv: int, load_cap: float | None
+) -> tuple[list, list, list]:
+    """Constraint rows shared by both MILPs: each MAC on exactly one uplink, and each
+    (uplink, direction) normalised load <= the variable T (column nv-1, `load_cap` None)
+    or <= the constant `load_cap`."""
     ports = sorted(caps)
     n, m = len(loads), len(ports)
-    if n == 0:
-        return 0.0
-    s = _scale(loads, caps)
-    nv = n * m + 1  # x_iu then T
-    c = np.zeros(nv)
-    c[-1] = 1.0
     rows, lo, hi = [], [], []
     for i in range(n):  # each MAC on exactly one uplink
         row = np.zeros(nv)
@@ -80,10 +78,25 @@ def optimum(loads: Loads, caps: dict[int, float], time_limit: float = 10.0) -> f
             row = np.zeros(nv)
             for i in range(n):
                 row[i * m + j] = loads[i][d] / s / caps[u]
-            row[-1] = -1.0
+            if load_cap is None:
+                row[-1] = -1.0
             rows.append(row)
             lo.append(-np.inf)
-            hi.append(0.0)
+            hi.append(0.0 if load_cap is None else load_cap)
+    return rows, lo, hi
+
+
+def optimum(loads: Loads, caps: dict[int, float], time_limit: float = 10.0) -> float:
+    """Exact min over placements of `worst` (MILP). Raises ValueError when unsolved."""
+    ports = sorted(caps)
+    n, m = len(loads), len(ports)
+    if n == 0:
+        return 0.0
+    s = _scale(loads, caps)
+    nv = n * m + 1  # x_iu then T
+    c = np.zeros(nv)
+    c[-1] = 1.0
+    rows, lo, hi = _placement_rows(loads, caps, s, nv, None)
     integrality = np.ones(nv)
     integrality[-1] = 0
     upper = np.ones(nv)
@@ -130,21 +143,7 @@ def min_moves(
     for i in range(n):  # cost: 1 for every uplink other than the start one
         for j, u in enumerate(ports):
             c[i * m + j] = 0.0 if u == start[i] else 1.0
-    rows, lo, hi = [], [], []
-    for i in range(n):
-        row = np.zeros(nv)
-        row[i * m : (i + 1) * m] = 1.0
-        rows.append(row)
-        lo.append(1.0)
-        hi.append(1.0)
-    for j, u in enumerate(ports):
-        for d in (0, 1):
-            row = np.zeros(nv)
-            for i in range(n):
-                row[i * m + j] = loads[i][d] / s / caps[u]
-            rows.append(row)
-            lo.append(-np.inf)
-            hi.append(target / s * (1 + 1e-9))
+    rows, lo, hi = _placement_rows(loads, caps, s, nv, target / s * (1 + 1e-9))
     res = milp(
         c,
         constraints=LinearConstraint(np.array(rows), lo, hi),
