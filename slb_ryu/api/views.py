@@ -188,9 +188,12 @@ def health_view(app: ControllerApi) -> dict:
 def openapi_document() -> dict:
     """The OpenAPI document shipped with the package (parsed once)."""
     with open(OPENAPI_PATH, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        doc = yaml.safe_load(f)
+    doc["info"]["version"] = __version__  # one version string: the package's metadata
+    return doc
 
 
 @functools.lru_cache(maxsize=1)
 def openapi_text() -> str:
-    return OPENAPI_PATH.read_text(encoding="utf-8")
+    """The served document as YAML (the version filled in, like the JSON form)."""
+    return yaml.safe_dump(openapi_document(), sort_keys=False, allow_unicode=True)

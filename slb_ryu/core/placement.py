@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import fnmatch
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from slb_ryu.core.errors import Conflict, Invalid, NotFound
@@ -491,13 +491,15 @@ class BridgePlacement:
         return counts, dict(self._load)
 
     def forget_port_macs(self, port_no: int) -> list[Move]:
-        gone = [e.key for e in self.macs.values() if e.port_no == port_no]
-        return [m for m in (self.forget(*key) for key in gone) if m is not None]
+        """Forget the MACs learned on one port (it went away or changed VLAN)."""
+        return self._forget_where(lambda e: e.port_no == port_no)
 
     def _forget_missing_ports(self) -> list[Move]:
-        gone = [
-            e.key
-            for e in self.macs.values()
-            if e.port_no not in self.ports or self.ports[e.port_no].uplink
-        ]
-        return [m for m in (self.forget(*key) for key in gone) if m is not None]
+        """Forget MACs whose port is gone or is now an uplink (switch reconnect)."""
+        return self._forget_where(
+            lambda e: e.port_no not in self.ports or self.ports[e.port_no].uplink
+        )
+
+    def _forget_where(self, gone: Callable[[MacEntry], bool]) -> list[Move]:
+        keys = [e.key for e in self.macs.values() if gone(e)]
+        return [m for m in (self.forget(*key) for key in keys) if m is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from api_fake import MAC_A, Client, FakeApp
 from prometheus_client.parser import text_string_to_metric_families
 
+from slb_ryu import __version__
 from slb_ryu.api import metrics
 from slb_ryu.core.placement import Port
 
@@ -44,7 +45,7 @@ def test_text_format_and_faucet_labels():
     assert sum(macs) == 4 and min(macs) >= 1
     assert s[("slb_bridge_connected", (("dp_id", "0x2"), ("dp_name", "hv2")))] == 1
     assert s[("slb_bridge_macs", (("dp_id", "0x1"), ("dp_name", "hv1")))] == 4
-    assert s[("slb_info", (("version", "0.1.0"),))] == 1
+    assert s[("slb_info", (("version", __version__),))] == 1
     assert s[("slb_stats_poll_duration_seconds", ())] == 0.012
     assert s[("slb_stats_interval_seconds", ())] == client.app.settings.stats_interval
     assert s[("slb_events_total", (("type", "learn"),))] == 5

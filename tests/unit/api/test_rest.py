@@ -21,6 +21,7 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from slb_ryu import __version__
 from slb_ryu.api import request as rest_input
 from slb_ryu.api import rest
 from slb_ryu.api import views as rest_views
@@ -29,6 +30,7 @@ from slb_ryu.core.placement import Port
 
 P = rest.PREFIX
 DOC = yaml.safe_load(rest_views.OPENAPI_PATH.read_text())
+DOC["info"]["version"] = __version__  # filled in from the package metadata when served
 REGISTRY = Registry().with_resource(
     "urn:slb-openapi", Resource.from_contents(DOC, default_specification=DRAFT202012)
 )
