@@ -36,8 +36,14 @@ HV2 = PREFIX + "hv2"
 
 
 def config(hvs: int = 1, **options: object) -> str:
-    uplinks = ", ".join(f"{PREFIX}hv{i}-eth{j}" for i in range(1, hvs + 1) for j in (1, 2))
-    lines = ["[slb]", f"uplinks = {uplinks}"] + [f"{k} = {v}" for k, v in options.items()]
+    """One bridge_uplinks line per hypervisor bridge: every bridge must have all the
+    uplinks configured for it (a global list naming another bridge's ports would leave
+    each bridge unmanaged, as a typo would: core/ports_check.py)."""
+    lines = ["[slb]"] + [
+        f"bridge_uplinks = {PREFIX}hv{i}={PREFIX}hv{i}-eth1,{PREFIX}hv{i}-eth2"
+        for i in range(1, hvs + 1)
+    ]
+    lines += [f"{k} = {v}" for k, v in options.items()]
     return "\n".join(lines) + "\n"
 
 
