@@ -349,8 +349,9 @@ OPTS: list[cfg.Opt] = [
     ),
     _bool("ovsdb_tags", True, "Read access VLANs from the OVSDB 'tag' of each port "
           "(ovs-vsctl set port vif1.0 tag=10), every 5 s."),
-    _int("max_macs_per_port", 64, 1, 4096, "MACs learned per local port at most.",
-         "every MAC costs flows; a MAC flood must not fill the flow table.",
+    _int("max_macs_per_port", 64, 1, 100000, "MACs learned per local port at most.",
+         "every MAC costs five flows; a MAC flood must not fill the flow table (a bridge "
+         "carrying containers or a router VM may legitimately need thousands).",
          feeds="limits.max_macs_per_port"),
     _int("packet_in_rate", 200, 1, 100000, "Packets per second the switch may send to the "
          "controller (OpenFlow meter).", "the meter protects the controller, which cannot "

@@ -249,7 +249,7 @@ def test_flapping_uplink_is_held_though_up(stack):
     ).stdout
     print("\n" + table)
     eth1 = next(ln for ln in table.splitlines() if ln.startswith("pmhv1-eth1"))
-    assert eth1.split()[2:5] == ["up", "held", "NO"], table
+    assert eth1.split()[2:6] == ["up", "off", "held", "NO"], table  # PATH off: no probing
 
 
 @pytest.mark.parametrize("rule", rules(), ids=lambda r: r["alert"])
