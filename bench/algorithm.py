@@ -166,25 +166,32 @@ class Ours:
             self.last_moved[i] = now
 
     def run(self, rates: list[tuple[float, float]], now: float, res: Result) -> None:
+        """Feed one interval's counters, time the decision, apply its moves."""
         update, keys, cum = self.tracker.update, self.wl.keys, self.cum
         for i, (tx, rx) in enumerate(rates):
             c = cum[i]
             c[0] += int(tx * INTERVAL)
             c[1] += int(rx * INTERVAL)
             self.smooth[i] = update(keys[i], c[0], c[1], now)
-        uplinks = [UplinkState(u, u in self.live, self.speeds[u]) for u in self.wl.uplinks]
         t0 = time.perf_counter()
-        rows = [  # what BridgeCore._loads() builds from its MacEntry objects
-            (k, u, s[0], s[1], False, lm)
-            for k, u, s, lm in zip(keys, self.placement, self.smooth, self.last_moved, strict=True)
-        ]
-        moves = plan(uplinks, rows, now)
+        moves = self.decide(now)
         res.decide_ms.append((time.perf_counter() - t0) * 1e3)
         for move in moves:
             i = self.index[move.key]
             self.placement[i] = move.new_uplink
             self.last_moved[i] = now
         res.moves.append(len(moves))
+
+    def decide(self, now: float) -> list:
+        """The planner's moves from the smoothed loads (input preparation is timed too)."""
+        uplinks = [UplinkState(u, u in self.live, self.speeds[u]) for u in self.wl.uplinks]
+        rows = [  # what BridgeCore._loads() builds from its MacEntry objects
+            (k, u, s[0], s[1], False, lm)
+            for k, u, s, lm in zip(
+                self.wl.keys, self.placement, self.smooth, self.last_moved, strict=True
+            )
+        ]
+        return plan(uplinks, rows, now)
 
 
 class OursBefore(Ours):
@@ -192,27 +199,16 @@ class OursBefore(Ours):
 
     module = None  # set by main() from --before REV
 
-    def run(self, rates: list[tuple[float, float]], now: float, res: Result) -> None:
+    def decide(self, now: float) -> list:
         mod = self.module
-        update, keys, cum = self.tracker.update, self.wl.keys, self.cum
-        for i, (tx, rx) in enumerate(rates):
-            c = cum[i]
-            c[0] += int(tx * INTERVAL)
-            c[1] += int(rx * INTERVAL)
-            self.smooth[i] = update(keys[i], c[0], c[1], now)
         uplinks = [mod.UplinkState(u, u in self.live, self.speeds[u]) for u in self.wl.uplinks]
-        t0 = time.perf_counter()
         rows = [
             mod.MacLoad(k, u, s[0] + s[1], False, lm)
-            for k, u, s, lm in zip(keys, self.placement, self.smooth, self.last_moved, strict=True)
+            for k, u, s, lm in zip(
+                self.wl.keys, self.placement, self.smooth, self.last_moved, strict=True
+            )
         ]
-        moves = mod.plan(uplinks, rows, now)
-        res.decide_ms.append((time.perf_counter() - t0) * 1e3)
-        for move in moves:
-            i = self.index[move.key]
-            self.placement[i] = move.new_uplink
-            self.last_moved[i] = now
-        res.moves.append(len(moves))
+        return mod.plan(uplinks, rows, now)
 
 
 def _load_before(rev: str) -> None:
