@@ -240,8 +240,8 @@ def _detach_and_damage(ctl, detach: list[str], mac: str, stale_mac: str):
     )
     detached = flows(HV1)
     ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
-    h.sh(ofctl + ["del-flows", HV1, f"table=3,dl_dst={mac}"])
-    stale = f"cookie=0x51b0070000000000,table=3,priority=100,dl_dst={stale_mac},actions=output:3"
+    h.sh(ofctl + ["del-flows", HV1, f"table=4,dl_dst={mac}"])
+    stale = f"cookie=0x51b0070000000000,table=4,priority=100,dl_dst={stale_mac},actions=output:3"
     h.sh(ofctl + ["add-flow", HV1, stale])
     damaged = flows(HV1)
     return detached, damaged
