@@ -384,8 +384,10 @@ class BridgeCore:
             move = self.placement.learn(src, vlan, in_port, now)
             if move is not None:
                 # A MAC on a VLAN already in use changes no group, meter or bridge-wide
-                # flow: skip rebuilding them (most of a learn's cost at thousands of MACs).
-                out = self._apply([move], now, base=new_vlan)
+                # flow (most of a learn's cost at thousands of MACs) unless it fills its
+                # port: then the port's table-2 flows gain the port-full drop.
+                base = new_vlan or self.placement.port_full(in_port)
+                out = self._apply([move], now, base=base)
             if garp and key in self.placement.macs:
                 # A new VM announcing itself: the datapath already sent its GARP, whose
                 # echo through the other switch must not read as a migration away.

@@ -151,6 +151,9 @@ def test_mac_churn_past_the_port_limit_recovers_once_the_old_macs_age(lab):
     real = v14.MAC()
     churn = [mac_of(i, 0x14) for i in range(PORT_LIMIT + 4)]
     frames = [f for m in churn for f in [arp_request(m, "10.0.0.14", "10.0.0.254")] * 2]
+    # Refresh v14's own MAC first: its flow's idle timer restarts, so its slot cannot
+    # free up (age) while the full port is being checked below.
+    assert h.ping(v14, r1), "v14 -> r1 before the churn"
     h.send_frames_in(v14, "dpv14-eth0", frames, duration=1.0)
     port = next(r["port"] for r in ctl.placement().values() if r["mac"] in churn)
     h.wait_until(

@@ -306,6 +306,28 @@ def src_flow(core, mac, vlan=0):
     )
 
 
+def test_the_mac_that_fills_a_port_on_a_vlan_in_use_installs_the_port_full_drop():
+    """Learning on a VLAN already in use skips the bridge-wide flows, but not when the
+    MAC fills its port: otherwise the port keeps forwarding new sources (it did)."""
+    from slb_ryu.core.bridge import Limits
+
+    core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=2))
+    core.connect(ports(), [], [], {}, 0.0)
+    core.packet_in(pl.KIND_SRC_MISS, 4, MAC1, 0, None, 1.0)  # VLAN 0 now in use
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC2, 0, None, 1.0)
+    assert not core.placement.port_full(3)
+    out = core.packet_in(pl.KIND_SRC_MISS, 3, "00:00:00:00:00:03", 0, None, 2.0)
+    assert core.placement.port_full(3)
+    added = [
+        f
+        for f in flow_mods(out, "add")
+        if pl.cookie_kind(f.cookie) == pl.KIND_PORT_FULL and dict(f.match)["in_port"] == 3
+    ]
+    assert len(added) == 1
+    assert core.packet_in(pl.KIND_SRC_MISS, 3, "00:00:00:00:00:04", 0, None, 3.0).mods == []
+    assert core.entry("00:00:00:00:00:04", 0) is None
+
+
 def test_idle_source_flow_forgets_the_mac_its_flows_and_its_port_slot():
     from slb_ryu.core.bridge import Limits
 
