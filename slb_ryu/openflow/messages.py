@@ -7,6 +7,7 @@ switch has against what it wants (restart recovery, reconnect sync).
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Any
 
@@ -280,8 +281,19 @@ def _match_bytes(fields: tuple[tuple[str, object], ...]) -> bytes:
     return struct.pack("!HH", ofp.OFPMT_OXM, length) + body + b"\x00" * (-length % 8)
 
 
+@functools.lru_cache(maxsize=1024)
+def _nx_action_bytes(action: Action) -> bytes:
+    """Nicira actions on per-MAC flows (the ARP snoop's `resubmit` and metered
+    `controller`): Ryu's own encoding, made once per distinct action and reused."""
+    buf = bytearray()
+    _action(action).serialize(buf, 0)
+    return bytes(buf)
+
+
 def _action_bytes(action: Action) -> bytes:
-    kind, arg = action
+    kind, arg = action[0], action[1]
+    if kind in ("resubmit", "controller_meter"):
+        return _nx_action_bytes(action)
     if kind == "output":
         return struct.pack("!HHIH6x", ofp.OFPAT_OUTPUT, 16, arg, ofp.OFPCML_MAX)
     if kind == "controller":
