@@ -46,6 +46,7 @@ KIND_PORT_SECURITY = 0x0E  # a source other than the port's attached MAC (OVSDB)
 KIND_GUARD_ANNOUNCE = 0x0F  # an ARP/RARP from a guarded source: the controller decides
 ETH_TYPE_RARP = 0x8035
 KIND_PROBE = 0x10  # path probing (core/probe.py): replies punted, other probe frames dropped
+KIND_PENDING = 0x11  # a source whose learning copy already went to the controller
 FLAG_PINNED = 0x01
 FLAG_SEND_FLOW_REM = 0x1  # OFPFF_SEND_FLOW_REM, kept here so the core stays free of Ryu
 
@@ -99,6 +100,8 @@ CONTROLLER_MAX_LEN = 0xFFFF  # OFPCML_NO_BUFFER: whole packet, nothing buffered
 SNOOP_MAX_LEN = 128
 OFPP_LOCAL_NO = 0xFFFFFFFE
 LOCAL_SEEN_PRIORITY = 190  # datapath-learned drops in TABLE_UPLINK_IN (echo of a new MAC)
+PENDING_PRIORITY = 50  # datapath-learned "learning in progress" marks in TABLE_FABRIC_SEEN
+PENDING_HOLD = 2  # seconds one learning copy stands for a new source's later frames
 
 Match = tuple[tuple[str, object], ...]
 # ("output", port), ("group", id), ("controller", max_len), ("controller_meter", max_len,
@@ -211,7 +214,14 @@ def _local_miss_flows(bridge: BridgePlacement, port_no: int, tuning: Tuning) -> 
     for a fabric host (which would trip the guard against the VM itself).
     """
     meter = port_meter(port_no)
-    actions: tuple[Action, ...] = (("controller", CONTROLLER_MAX_LEN),)
+    # The learning copy also marks the source "in progress" (table 5, reg2=1) for
+    # PENDING_HOLD s: its next frames are forwarded without another packet-in, so a
+    # chatty new VM costs the controller one packet-in, not one per frame until its
+    # flows are in (and with the controller down, one per PENDING_HOLD s).
+    actions: tuple[Action, ...] = (
+        ("learn_pending", PENDING_HOLD),
+        ("controller", CONTROLLER_MAX_LEN),
+    )
     if tuning.guard_window:
         actions = (("learn_local", tuning.guard_window),) + actions
     flows = [
@@ -238,6 +248,17 @@ def _local_miss_flows(bridge: BridgePlacement, port_no: int, tuning: Tuning) -> 
                 meter,
             )
         )
+    flows.append(
+        FlowSpec(
+            TABLE_LOCAL_MISS,
+            120,
+            match(in_port=port_no, reg2=1),
+            cookie(KIND_PENDING),
+            write_metadata=bridge.active_uplink or 0,
+            goto=TABLE_FORWARD,
+            meter=meter,
+        )
+    )
     if bridge.port_full(port_no):
         flows.append(
             _controller(
@@ -275,9 +296,9 @@ def _local_miss_flows(bridge: BridgePlacement, port_no: int, tuning: Tuning) -> 
 
 def base_flows(bridge: BridgePlacement, tuning: Tuning = Tuning()) -> list[FlowSpec]:
     """Flows that depend on ports, VLANs and the active uplink, not on individual MACs."""
-    miss_actions: tuple[Action, ...] = ()
-    if tuning.guard_window:
-        miss_actions = (("resubmit", TABLE_FABRIC_SEEN),)
+    # Table 5 holds both the fabric-seen marks (reg0) and the learning-in-progress
+    # marks (reg2): every source miss looks there.
+    miss_actions: tuple[Action, ...] = (("resubmit", TABLE_FABRIC_SEEN),)
     flows = [
         FlowSpec(TABLE_CLASSIFY, 200, match(eth_dst=LINK_LOCAL_MULTICAST), cookie(KIND_DROP)),
         FlowSpec(TABLE_CLASSIFY, 0, (), cookie(KIND_CLASSIFY), goto=TABLE_LOCAL_SRC),

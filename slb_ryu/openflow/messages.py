@@ -21,6 +21,7 @@ from slb_ryu.core.pipeline import (
     COOKIE_MAGIC,
     COOKIE_MAGIC_MASK,
     LOCAL_SEEN_PRIORITY,
+    PENDING_PRIORITY,
     TABLE_FABRIC_SEEN,
     TABLE_IP_CLAIMS,
     TABLE_UPLINK_IN,
@@ -70,7 +71,9 @@ def _learn(kind: str, hard_timeout: int) -> parser.NXActionLearn:
     seconds after the last such frame.
 
     learn_fabric: into the fabric-seen table, setting reg0=1 (the local-miss table then
-    refuses that source on a local port). learn_local: a drop in the uplink-admission
+    refuses that source on a local port). learn_pending: also there, below it, keyed by
+    in_port too, setting reg2=1 (learning in progress: forwarded, not punted again).
+    learn_local: a drop in the uplink-admission
     table (the echo of a not-yet-learned local MAC's broadcast is not 'fabric').
     """
     specs = [
@@ -80,6 +83,10 @@ def _learn(kind: str, hard_timeout: int) -> parser.NXActionLearn:
     if kind == "learn_fabric":
         table, priority = TABLE_FABRIC_SEEN, 100
         specs.append(parser.NXFlowSpecLoad(src=1, dst=("reg0", 0), n_bits=1))
+    elif kind == "learn_pending":
+        table, priority = TABLE_FABRIC_SEEN, PENDING_PRIORITY
+        specs.insert(0, parser.NXFlowSpecMatch(src=("in_port", 0), dst=("in_port", 0), n_bits=16))
+        specs.append(parser.NXFlowSpecLoad(src=1, dst=("reg2", 0), n_bits=1))
     elif kind == "learn_claim":
         table, priority = TABLE_IP_CLAIMS, 100
         specs = [
@@ -118,7 +125,7 @@ def _action(action: Action) -> parser.OFPAction:
         return parser.NXActionController2(max_len=arg, meter_id=action[2])
     if kind == "resubmit":
         return parser.NXActionResubmitTable(table_id=arg)
-    if kind in ("learn_fabric", "learn_local", "learn_claim"):
+    if kind in ("learn_fabric", "learn_local", "learn_claim", "learn_pending"):
         return _learn(kind, arg)
     if kind == "group":
         return parser.OFPActionGroup(arg)
@@ -404,7 +411,8 @@ def _action_spec(action: Any) -> Action | None:
     if isinstance(action, parser.NXActionResubmitTable):
         return ("resubmit", action.table_id)
     if isinstance(action, parser.NXActionLearn) and action.table_id == TABLE_FABRIC_SEEN:
-        return ("learn_fabric", action.hard_timeout)
+        kind = "learn_pending" if action.priority == PENDING_PRIORITY else "learn_fabric"
+        return (kind, action.hard_timeout)
     if isinstance(action, parser.NXActionLearn) and action.table_id == TABLE_IP_CLAIMS:
         return ("learn_claim", action.hard_timeout)
     if isinstance(action, parser.NXActionLearn) and action.table_id == TABLE_UPLINK_IN:

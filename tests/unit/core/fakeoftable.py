@@ -19,7 +19,7 @@ Semantics modelled (OpenFlow 1.3 as Open vSwitch implements it):
   runs the first bucket whose watch port is live and nothing when none is;
 - OVS extensions the pipeline uses: `controller_meter` (a punt through its own meter),
   `resubmit` (run that table's matching flow, its goto chain included, then go on with
-  the next action), registers reg0/reg1 (0 unless a flow sets them), and the `learn_*`
+  the next action), registers reg0/reg1/reg2 (0 unless a flow sets them), and the `learn_*`
   actions, whose learned flows are NOT modelled: a table that only the datapath fills
   is empty here, i.e. the model is a datapath that has seen nothing from the fabric
   (no guard hit, no claimed IP). The learned side is tested live (integration).
@@ -105,6 +105,7 @@ class _Packet:
     metadata: int = 0
     reg0: int = 0
     reg1: int = 0
+    reg2: int = 0
 
     def field(self, name: str) -> int:
         if name == "in_port":
@@ -119,7 +120,7 @@ class _Packet:
             return OFPVID_NONE if self.frame.vlan is None else OFPVID_PRESENT | self.frame.vlan
         if name == "metadata":
             return self.metadata
-        if name in ("reg0", "reg1"):
+        if name in ("reg0", "reg1", "reg2"):
             return getattr(self, name)
         if name == "arp_op":
             return 1 if self.frame.eth_type == ETH_TYPE_ARP else 0  # requests only
@@ -233,7 +234,7 @@ class FakeOFTable:
                 result.punts.append(Punt(flow.table, flow.cookie, frame, arg, metered=True))
             elif kind == "resubmit":
                 self._walk(arg, packet, live, result)
-            elif kind in ("learn_fabric", "learn_claim", "learn_local"):
+            elif kind in ("learn_fabric", "learn_claim", "learn_local", "learn_pending"):
                 pass  # learned flows are not modelled (see the module docstring)
             elif kind == "group":
                 self._group(arg, packet, flow, live, result)

@@ -96,7 +96,14 @@ def test_unknown_local_sources_are_guarded_metered_learned_and_forwarded():
     for f in flows:
         by_port.setdefault(dict(f.match).get("in_port"), []).append(f)
     assert set(by_port) == {None, 3, 4, OFPP_LOCAL}
-    *announce, guard, learn = sorted(by_port[3], key=lambda f: (-f.priority, f.match))
+    *announce, guard, pending, learn = sorted(by_port[3], key=lambda f: (-f.priority, f.match))
+    # Learning in progress (reg2, set by the learning copy's learn_pending): forwarded
+    # like the learning flow, metered the same, but no second packet-in.
+    assert dict(pending.match) == {"in_port": 3, "reg2": 1} and pending.actions == ()
+    assert pending.meter == pl.port_meter(3) and pending.goto == pl.TABLE_FORWARD
+    assert pending.write_metadata == bp.active_uplink
+    assert pl.cookie_kind(pending.cookie) == pl.KIND_PENDING
+    assert guard.priority > pending.priority > learn.priority  # never past the guard
     assert {dict(f.match)["eth_type"] for f in announce} == {0x0806, pl.ETH_TYPE_RARP}
     assert all(pl.cookie_kind(f.cookie) == pl.KIND_GUARD_ANNOUNCE for f in announce)
     assert dict(guard.match) == {"in_port": 3, "reg0": 1} and guard.meter == pl.port_meter(3)
@@ -107,6 +114,7 @@ def test_unknown_local_sources_are_guarded_metered_learned_and_forwarded():
         "controller",
         pl.CONTROLLER_MAX_LEN,
     ) in learn.actions
+    assert ("learn_pending", pl.PENDING_HOLD) in learn.actions
     assert pl.port_meter(OFPP_LOCAL) == pl.METER_LOCAL_PORT
     miss = [f for f in pl.base_flows(bp) if f.table == pl.TABLE_LOCAL_SRC][0]
     assert (
@@ -117,8 +125,10 @@ def test_unknown_local_sources_are_guarded_metered_learned_and_forwarded():
     arp = [f for f in pl.base_flows(bp) if f.table == pl.TABLE_UPLINK_IN and f.priority == 110]
     assert all(f.actions == (("learn_fabric", 5), ("learn_claim", 300)) for f in arp)
     off = pl.base_flows(bp, pl.Tuning(guard_window=0))
-    assert not [
-        a for f in off for a in f.actions if a[0] in ("learn_fabric", "learn_local", "resubmit")
+    assert not [a for f in off for a in f.actions if a[0] in ("learn_fabric", "learn_local")]
+    # Learning-in-progress marks live in table 5 too: the miss still looks there.
+    assert [f.actions for f in off if f.table == pl.TABLE_LOCAL_SRC and f.priority == 0] == [
+        (("resubmit", pl.TABLE_FABRIC_SEEN),)
     ]
 
 
