@@ -394,3 +394,55 @@ def test_new_vm_while_the_controller_is_down_gets_connectivity_and_is_learned_la
     finally:
         set_mac(v13, real)
         h.wait_until(lambda: h.ping(v13, r1), timeout=IDLE + 15, desc="v13 restored")
+
+
+# ---- learning in progress (issue 13): one packet-in per new source, not one per frame --
+
+
+def test_a_new_sources_burst_costs_one_packet_in_and_is_forwarded(lab):
+    """With the controller frozen (SIGSTOP: nothing can be installed), a new MAC sends 40
+    frames in 0.4 s. The learning flow (table 2, priority 100) punts the first one and
+    marks the source; the other 39 take the learning-in-progress flow (priority 120):
+    forwarded, no packet-in. Without the mark all 40 would be punted (meter: 50/s +
+    burst 50). Then the controller thaws and learns the MAC from that one copy."""
+    import os
+    import signal
+
+    net, ctl = lab
+    r1, v13 = net.get("dpr1"), net.get("dpv13")
+    h.wait_until(lambda: h.ping(v13, r1), timeout=10, desc="v13 learned")
+    port_name = ctl.placement()[v13.MAC()]["port"]
+    ofport = int(h.sh(["ovs-vsctl", "get", "Interface", port_name, "ofport"]).strip())
+    new = mac_of(0x4242, 0x13)
+    frame = h.mac_bytes(r1.MAC()) + h.mac_bytes(new) + b"\x88\xb5" + b"\x00" * 46
+
+    def counts() -> dict[int, int]:
+        rows = h.dump_flows(HV, table=2)
+        return {
+            r["priority"]: r["n_packets"]
+            for r in rows
+            if f"in_port={ofport}" in r["match"] and r["priority"] in (100, 120)
+        }
+
+    before = counts()
+    assert set(before) == {100, 120}, before
+    cap = h.capture(r1, "dpr1-eth0", f"ether src {new}", 4, direction="in")
+    time.sleep(0.5)
+    os.kill(ctl.pid, signal.SIGSTOP)
+    try:
+        h.send_frames_in(v13, "dpv13-eth0", [frame] * 40, duration=0.4)
+        time.sleep(0.2)
+        after = counts()
+    finally:
+        os.kill(ctl.pid, signal.SIGCONT)
+    punted, pending = after[100] - before[100], after[120] - before[120]
+    delivered = len(h.captured(cap))
+    figure(
+        "learning-in-progress",
+        f"40 frames in 0.4 s from a new MAC, controller frozen: {punted} packet-in(s), "
+        f"{pending} forwarded as 'learning in progress', {delivered} reached r1",
+    )
+    assert punted == 1 and pending == 39, (punted, pending)
+    assert delivered >= 38, delivered
+    h.wait_until(lambda: new in ctl.placement(), timeout=10, desc="learned from the one copy")
+    assert ctl.placement()[new]["port"] == port_name
