@@ -309,20 +309,29 @@ def test_mac_flood_from_one_vm_does_not_delay_a_new_vm(lab):
     net, ctl = lab
     r1, v11, v12 = net.get("dpr1"), net.get("dpv11"), net.get("dpv12")
     real = v11.MAC()
+
+    def median_first_ping(tags: range) -> tuple[float, list[float]]:
+        """Three new VMs (fresh MACs) in turn: the median of their first-ping times."""
+        times = []
+        for tag in tags:
+            set_mac(v11, mac_of(tag, 0x11))
+            times.append(first_ping_seconds(v11, r1))
+        return sorted(times)[1], times
+
     try:
-        set_mac(v11, mac_of(1, 0x11))
-        quiet = first_ping_seconds(v11, r1)
+        quiet, quiet_all = median_first_ping(range(1, 4))
         flooder = in_background(flood, v12, 8.0, 2000)
         time.sleep(2.0)
-        set_mac(v11, mac_of(2, 0x11))
-        busy = first_ping_seconds(v11, r1)
+        busy, busy_all = median_first_ping(range(4, 7))
         flooder.join(timeout=30)
     finally:
         set_mac(v11, real)
+    ms = lambda xs: "/".join(f"{x * 1000:.0f}" for x in xs)  # noqa: E731
     figure(
         "flood-new-vm",
-        f"new VM first ping to r1: {quiet * 1000:.0f} ms quiet, {busy * 1000:.0f} ms while "
-        f"another VM floods 2,000 random MACs/s",
+        f"new VM first ping to r1 (median of 3 new MACs): {quiet * 1000:.0f} ms quiet "
+        f"({ms(quiet_all)}), {busy * 1000:.0f} ms while another VM floods 2,000 random "
+        f"MACs/s ({ms(busy_all)})",
     )
     assert busy <= max(2 * quiet, quiet + 0.1), (quiet, busy)
     h.wait_until(lambda: h.ping(v11, r1), timeout=IDLE + 15, desc="v11 restored")
