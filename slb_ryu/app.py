@@ -250,6 +250,7 @@ class SlbApp(app_manager.RyuApp):
         if dp.id in self.bridges:
             self.bridges[dp.id].synced = False
         dp.send_msg(handshake.delete_our_flows(dp))
+        dp.send_msg(handshake.delete_our_flows(dp, cookie=pipeline.COOKIE_LEARNED))
         dp.send_msg(ofmsgs.flow_mod(dp, ports_check.drop_all_flow(), "add"))
         if first:
             self.event_log.count("bridge_unmanaged")

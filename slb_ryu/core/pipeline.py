@@ -94,6 +94,7 @@ PROBE_METER_ID = 3
 
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 LINK_LOCAL_MULTICAST = ("01:80:c2:00:00:00", "ff:ff:ff:ff:ff:f0")
+GROUP_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")  # multicast/broadcast address
 OFPVID_PRESENT = 0x1000
 OFPVID_NONE = 0x0000
 CONTROLLER_MAX_LEN = 0xFFFF  # OFPCML_NO_BUFFER: whole packet, nothing buffered
@@ -301,6 +302,9 @@ def base_flows(bridge: BridgePlacement, tuning: Tuning = Tuning()) -> list[FlowS
     miss_actions: tuple[Action, ...] = (("resubmit", TABLE_FABRIC_SEEN),)
     flows = [
         FlowSpec(TABLE_CLASSIFY, 200, match(eth_dst=LINK_LOCAL_MULTICAST), cookie(KIND_DROP)),
+        # No station sends from a group address (IEEE 802): such a frame is dropped and
+        # counted here (n_packets), never learned, never forwarded, on any port.
+        FlowSpec(TABLE_CLASSIFY, 200, match(eth_src=GROUP_BIT), cookie(KIND_DROP)),
         FlowSpec(TABLE_CLASSIFY, 0, (), cookie(KIND_CLASSIFY), goto=TABLE_LOCAL_SRC),
         FlowSpec(
             TABLE_LOCAL_SRC,

@@ -15,6 +15,7 @@ import collections
 from dataclasses import dataclass
 from functools import cached_property
 
+import pytest
 from fakeoftable import ETH_TYPE_ARP, ETH_TYPE_IPV4, FakeOFTable, Frame, Result
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -432,3 +433,14 @@ def test_d_mac_pinned_to_a_deleted_uplink_fails_over_in_the_datapath():
     """Uplink 2 came back and the datapath knows before the controller: use it at once."""
     case = deleted_uplink_case(UNKNOWN, flipped=frozenset({2}))
     assert uplink_outputs(case) == [2], case.result
+
+
+@pytest.mark.parametrize("source", ["01:00:5e:00:00:42", BROADCAST])
+@pytest.mark.parametrize("in_port", [10, 1])  # a local port, an uplink
+def test_a_frame_from_a_group_address_is_dropped_in_table_0(source, in_port):
+    """No station sends from a multicast/broadcast address: the datapath drops it before
+    anything (it forwards unknown local sources itself now, so it must not forward this)."""
+    scenario = Scenario(2, ((10, 0), (11, 0)), (("learn", 1, 0, 0),))
+    result = scenario.table.process(in_port, Frame(source, UNKNOWN), scenario.live)
+    assert result.dropped and not result.to_in_port, result
+    assert [(f.table, f.priority) for f in result.trace] == [(pipeline.TABLE_CLASSIFY, 200)]
