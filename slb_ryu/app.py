@@ -231,6 +231,7 @@ class SlbApp(app_manager.RyuApp):
         for reason, port in hs.port_status:
             out.extend(core.port_status(reason, port, now))
         self.send(dp, out)
+        self._port_security(dp, core)
         self.logger.info(
             "bridge %s (dpid %016x) synced: %d MACs, %d flow mods",
             core.placement.name,
@@ -249,6 +250,7 @@ class SlbApp(app_manager.RyuApp):
         if dp.id in self.bridges:
             self.bridges[dp.id].synced = False
         dp.send_msg(handshake.delete_our_flows(dp))
+        dp.send_msg(handshake.delete_our_flows(dp, cookie=pipeline.COOKIE_LEARNED))
         dp.send_msg(ofmsgs.flow_mod(dp, ports_check.drop_all_flow(), "add"))
         if first:
             self.event_log.count("bridge_unmanaged")
@@ -470,12 +472,25 @@ class SlbApp(app_manager.RyuApp):
             frame.vlan,
             frame.arp_spa,
             time.time(),
-            garp=frame.is_gratuitous_arp,
+            garp=frame.is_gratuitous_arp or frame.ethertype == pipeline.ETH_TYPE_RARP,
+            claimed=msg.match.get("reg1", 0) == 1,
         )
+        for warning in out.warnings:
+            self.logger.warning("bridge %016x: %s", dp.id, warning)
         self.send(dp, out)  # the MAC's flows first: the re-injected frame must match them
         if out.reinject:
             data = frames.untag(msg.data) if out.untag else msg.data
             dp.send(ofmsgs.packet_out_bytes(in_port, ofp.OFPP_TABLE, data, _next_xid(dp)))
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    def _flow_removed(self, ev: Any) -> None:
+        """An aged MAC's source flow went idle: the core forgets the MAC and its flows."""
+        dp = ev.msg.datapath
+        core = self.bridges.get(dp.id)
+        if core is None or not core.synced:
+            return
+        spec, reason = ofmsgs.removed_from_msg(ev.msg)
+        self.send(dp, core.flow_removed(spec, reason, time.time()))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
@@ -641,6 +656,19 @@ class SlbApp(app_manager.RyuApp):
             wanted = {name: tags.get(name, 0) for name in current}
             if wanted != current:
                 self.send(dp, core.set_access_vlans(wanted, time.time()))
+            self._port_security(dp, core)
+
+    def _port_security(self, dp: Any, core: BridgeCore) -> None:
+        """OVSDB `external_ids:attached-mac` of the bridge's interfaces (port security)."""
+        if not self.settings.port_security or not core.placement.name:
+            return
+        try:
+            macs = ovsdb.attached_macs(core.placement.name)
+        except ovsdb.OvsdbError as exc:
+            self.event_log.count("ovsdb_errors")
+            self.logger.warning("cannot read attached MACs of %s: %s", core.placement.name, exc)
+            return
+        self.send(dp, core.set_attached_macs(macs, time.time()))
 
     def act(self, dpid: int, action: Callable[[BridgeCore], Output]) -> Output:
         """Run a core command for the REST API, send its output to the switch, return it."""

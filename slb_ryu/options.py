@@ -353,8 +353,9 @@ OPTS: list[cfg.Opt] = [
          "every MAC costs five flows; a MAC flood must not fill the flow table (a bridge "
          "carrying containers or a router VM may legitimately need thousands).",
          feeds="limits.max_macs_per_port"),
-    _int("packet_in_rate", 200, 1, 100000, "Packets per second the switch may send to the "
-         "controller (OpenFlow meter).", "the meter protects the controller, which cannot "
+    _int("packet_in_rate", 200, 1, 100000, "Packets per second each local port (and, "
+         "separately, path probing) may make the switch send to the controller (one "
+         "OpenFlow meter each).", "the meter protects the controller, which cannot "
          "take more; 4294967296 overflowed the meter and left a bridge without flows.",
          feeds="limits.packet_in_rate"),
     _float("grat_arp_lock", 5.0, 1, 60, "Seconds after we announce a MAC during which a "
@@ -369,6 +370,20 @@ OPTS: list[cfg.Opt] = [
     _float("flap_hold", 30.0, 0, 3600, "Seconds of quiet before a held uplink is used again.",
            "longer than an hour runs the bond on one leg for no reason.",
            feeds="limits.flap_hold"),
+    _int("mac_idle_timeout", 300, 0, 65535, "Seconds after which a (MAC, VLAN) that sent "
+         "nothing is forgotten, its flows and its place in the per-port limit included "
+         "(OVS's mac-aging-time; 0 = never). Snooped IP addresses unused for as long go too.",
+         "65535 is OpenFlow's largest idle timeout.", feeds="limits.mac_idle_timeout"),
+    _int("guard_window", 5, 0, 3600, "Seconds during which a source MAC seen on an uplink may "
+         "not be learned on a local port (hijack and loop guard, kept in the datapath; "
+         "0 = off).", "longer keeps a migrated-in VM's MAC blocked that long.",
+         feeds="limits.guard_window"),
+    _int("max_ips_per_mac", 4, 1, 64, "Snooped IPv4 addresses kept per MAC (each gets a "
+         "gratuitous ARP on a move).", "a VM ARPing from random addresses must not make one "
+         "move send thousands of GARPs.", feeds="limits.max_ips_per_mac"),
+    _bool("port_security", True, "A local port whose OVSDB interface has "
+          "external_ids:attached-mac (set by XenServer and OpenStack on VIFs) learns and "
+          "forwards only that MAC."),
     _opt(
         cfg.ListOpt("probe_targets", default=[], help="Path probing (gray failures): IPv4 "
                     "addresses to ARP for out of every uplink, e.g. the default gateway; "

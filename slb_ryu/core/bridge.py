@@ -54,7 +54,6 @@ from slb_ryu.core.rebalance import (
 )
 from slb_ryu.core.sync import Mod, SwitchState, owner
 
-REINJECT_BUDGET = 3  # packets of a newly learned MAC sent back through the pipeline
 # MACs (learning packets or per-MAC flow syncs) one Output carries. A bigger batch of
 # moves (a failover of thousands of MACs) is returned one slice at a time from `next_slice`,
 # so the app can yield between slices: the datapath is already safe meanwhile (the
@@ -79,14 +78,18 @@ class Output:
     mods: list[Mod] = field(default_factory=list)
     learning: list[LearningPackets] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)  # the decisions, for the caller's answer
+    # The datapath forwards a new MAC's frames itself (table 2), so nothing is
+    # re-injected any more; kept so the app's send path stays unchanged.
     reinject: bool = False
-    untag: bool = False  # strip the access VLAN tag before re-injecting
+    untag: bool = False
+    warnings: list[str] = field(default_factory=list)  # for the app's log (rate-limited)
 
     def extend(self, other: Output) -> None:
         self.mods += other.mods
         self.learning += other.learning
         self.moves += other.moves
         self.reinject = self.reinject or other.reinject
+        self.warnings += other.warnings
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ class Limits:
     flap_limit: int = 4
     flap_window: float = 10.0
     flap_hold: float = 30.0
+    mac_idle_timeout: int = 300
+    guard_window: int = 5
+    max_ips_per_mac: int = 4
 
 
 class BridgeCore:
@@ -120,6 +126,11 @@ class BridgeCore:
     ) -> None:
         self.placement = BridgePlacement(dpid, tuple(uplink_patterns))
         self.placement.max_macs_per_port = limits.max_macs_per_port
+        self.placement.max_ips_per_mac = limits.max_ips_per_mac
+        self.tuning = pipeline.Tuning(
+            limits.mac_idle_timeout, limits.guard_window, limits.packet_in_rate
+        )
+        self.guard_reported = AnnounceLock(max(1.0, float(limits.guard_window)))
         self.events = events or EventLog()
         self.learning_packets = learning_packets
         self.params = params
@@ -133,7 +144,6 @@ class BridgeCore:
         self.flaps = FlapGuard(limits.flap_limit, limits.flap_window, limits.flap_hold)
         self.announced = AnnounceLock(limits.grat_arp_lock)
         self.switch = SwitchState()
-        self.reinjected: dict[tuple[str, int], int] = {}
         self.synced = False
         targets = tuple(probe_targets)
         self.prober = PathProber(dpid, targets, probe_params) if targets else None
@@ -205,13 +215,17 @@ class BridgeCore:
         self.switch.reset(flows, switch_groups, switch_meters)
         out = Output()
         groups = pipeline.groups(self.placement)
-        out.mods += self.switch.sync_meters(
-            pipeline.meters(self.limits.packet_in_rate, self._probe_meter_rate())
+        meters = pipeline.meters(
+            self.placement, self.limits.packet_in_rate, self._probe_meter_rate()
         )
+        out.mods += self.switch.sync_meters(meters)
         out.mods += self.switch.sync_groups(groups)
-        out.mods += self.switch.sync_all(pipeline.desired_flows(self.placement).values())
+        out.mods += self.switch.sync_all(
+            pipeline.desired_flows(self.placement, self.tuning).values()
+        )
         self.pending_flows.clear()
         out.mods += self.switch.stale_groups(groups)
+        out.mods += self.switch.stale_meters(meters)
         self._learning(moves, out, now)
         self.synced = True
         return out
@@ -239,7 +253,11 @@ class BridgeCore:
         return self._apply(moves, now)
 
     def tick(self, now: float) -> Output:
-        """Timer: return held uplinks to service after a quiet period."""
+        """Timer: age snooped IPs; return held uplinks to service after a quiet period."""
+        self.guard_reported.prune(now)
+        if self.limits.mac_idle_timeout:
+            for mac, vlan, ip in self.placement.age_ips(now, self.limits.mac_idle_timeout):
+                self.events.add(now, "ip-aged", dpid=self.dpid, mac=mac, vlan=vlan, ip=ip)
         released = []
         for port in self.placement.uplinks:
             if port.held and port.live and self.flaps.quiet(port.port_no, now):
@@ -344,6 +362,7 @@ class BridgeCore:
         arp_spa: str | None,
         now: float,
         garp: bool = False,
+        claimed: bool = False,
     ) -> Output:
         """A packet from one of our controller-bound flows (learning, ARP snoop, migration)."""
         out = Output()
@@ -351,6 +370,12 @@ class BridgeCore:
             self.events.count("packet_in_before_sync")
             return out
         key = (src, vlan)
+        attached = self.placement.attached_macs.get(in_port)
+        if kind == pipeline.KIND_PORT_SECURITY or (
+            kind == pipeline.KIND_SRC_MISS and attached and attached != src
+        ):
+            self.events.count("port_security_drop")
+            return out
         if kind == pipeline.KIND_SRC_MISS:
             if key not in self.placement.macs and self.placement.port_full(in_port):
                 self.events.count("mac_limit_drop")
@@ -358,24 +383,24 @@ class BridgeCore:
             new_vlan = vlan not in self.placement.learned_vlans()
             move = self.placement.learn(src, vlan, in_port, now)
             if move is not None:
-                # A MAC on a VLAN already in use changes no group and no bridge-wide flow:
-                # skip rebuilding them (most of a learn's cost at thousands of MACs).
-                out = self._apply([move], now, base=new_vlan)
-                self.reinjected[key] = 0
-            entry = self.placement.macs.get(key)
-            # Re-inject the first few packets of a MAC that was just learned (a burst can
-            # arrive before its flows are in). A known MAC that still misses cannot match
-            # its flows (e.g. a tag OVS parses differently): re-injecting would loop.
-            budget = self.reinjected.get(key, REINJECT_BUDGET)
-            out.reinject = (
-                entry is not None and entry.port_no == in_port and budget < REINJECT_BUDGET
-            )
-            if out.reinject:
-                self.reinjected[key] = budget + 1
-            port = self.placement.ports.get(in_port)
-            out.untag = out.reinject and port is not None and bool(port.vlan) and vlan == port.vlan
-            if not out.reinject:
-                self.events.count("packet_in_dropped")
+                # A MAC on a VLAN already in use changes no group, meter or bridge-wide
+                # flow (most of a learn's cost at thousands of MACs) unless it fills its
+                # port: then the port's table-2 flows gain the port-full drop.
+                base = new_vlan or self.placement.port_full(in_port)
+                out = self._apply([move], now, base=base)
+            if garp and key in self.placement.macs:
+                # A new VM announcing itself: the datapath already sent its GARP, whose
+                # echo through the other switch must not read as a migration away.
+                self.announced.announce(key, now)
+        elif kind == pipeline.KIND_PORT_FULL:
+            self.events.count("mac_limit_drop")
+            return out
+        elif kind == pipeline.KIND_GUARD:
+            return self._guard(key, in_port, now)
+        elif kind == pipeline.KIND_GUARD_ANNOUNCE:
+            if not garp:
+                return self._guard(key, in_port, now)
+            return self._announced_in(key, in_port, now)
         elif kind == pipeline.KIND_ARP_SNOOP:
             if garp:
                 self.announced.announce(key, now)
@@ -384,9 +409,95 @@ class BridgeCore:
         else:
             self.events.count("packet_in_unexpected")
             return out
-        if arp_spa and self.placement.learn_ip(src, vlan, arp_spa):
-            self.events.add(now, "ip", dpid=self.dpid, mac=src, vlan=vlan, ip=arp_spa)
+        if arp_spa and claimed:
+            return self._claimed(key, arp_spa, now, out)
+        if arp_spa:
+            learned = self.placement.learn_ip(src, vlan, arp_spa, now)
+            if learned == "new":
+                self.events.add(now, "ip", dpid=self.dpid, mac=src, vlan=vlan, ip=arp_spa)
+            elif learned == "full":
+                self.events.count("ip_limit_drop")
         return out
+
+    def _announced_in(self, key: tuple[str, int], in_port: int, now: float) -> Output:
+        """A gratuitous ARP/RARP for a MAC the fabric showed lately: a live migration into
+        this host (the guard's one exception; a forged announcement is how a VM can still
+        claim a remote MAC, as with the OVS bond). Learn it and re-inject the frame."""
+        if key not in self.placement.macs and self.placement.port_full(in_port):
+            self.events.count("mac_limit_drop")
+            return Output()
+        move = self.placement.learn(key[0], key[1], in_port, now)
+        out = self._apply([move], now) if move is not None else Output()
+        entry = self.placement.macs.get(key)
+        if entry is None or entry.port_no != in_port:
+            return out
+        self.announced.announce(key, now)
+        self.events.count("guard_override")
+        self.events.add(
+            now,
+            "migrated-in",
+            dpid=self.dpid,
+            mac=key[0],
+            vlan=key[1],
+            port=self.placement.port_name(in_port),
+        )
+        port = self.placement.ports.get(in_port)
+        out.reinject = True
+        out.untag = port is not None and bool(port.vlan) and key[1] == port.vlan
+        return out
+
+    def _guard(self, key: tuple[str, int], in_port: int, now: float) -> Output:
+        """A local port sent a source MAC the fabric showed within the guard window: the
+        datapath dropped it (a hijack of a remote host, or a loop through a miswired
+        port). Count every report, event and warn once per MAC per window."""
+        self.events.count("guard_drop")
+        out = Output()
+        if self.guard_reported.locked(key, now):
+            return out
+        self.guard_reported.announce(key, now)
+        port = self.placement.port_name(in_port)
+        self.events.add(
+            now, "guard", dpid=self.dpid, mac=key[0], vlan=key[1], port=port, reason="fabric-seen"
+        )
+        out.warnings.append(
+            f"dropped frames from {key[0]} (VLAN {key[1]}) on local port {port}: that MAC was "
+            f"seen on the fabric within {self.limits.guard_window} s (hijack or loop)"
+        )
+        return out
+
+    def _claimed(self, key: tuple[str, int], ip: str, now: float, out: Output) -> Output:
+        """A VM ARPed with an address a fabric host ARPed from lately: never announce it
+        for this VM (a gratuitous ARP would poison the fabric's caches); drop it if the
+        VM had it."""
+        self.events.count("ip_claimed")
+        entry = self.placement.macs.get(key)
+        if entry is not None and ip in entry.ips:
+            entry.ips.discard(ip)
+            entry.ip_seen.pop(ip, None)
+        if not self.guard_reported.locked(("ip",) + key, now):
+            self.guard_reported.announce(("ip",) + key, now)
+            self.events.add(now, "ip-claimed", dpid=self.dpid, mac=key[0], vlan=key[1], ip=ip)
+        return out
+
+    def flow_removed(self, spec: FlowSpec, reason: str, now: float) -> Output:
+        """The switch removed a flow. An idle source flow means its MAC aged out."""
+        self.switch.removed(spec.key)
+        if reason != "idle" or pipeline.cookie_kind(spec.cookie) != pipeline.KIND_SRC:
+            return Output()
+        key = owner(spec)
+        entry = self.placement.macs.get(key) if key else None
+        if entry is None or dict(spec.match).get("in_port") != entry.port_no:
+            return Output()
+        move = self.placement.forget(*entry.key)
+        self.events.add(
+            now,
+            "aged",
+            dpid=self.dpid,
+            mac=entry.mac,
+            vlan=entry.vlan,
+            port=self.placement.port_name(entry.port_no),
+        )
+        return self._apply([move] if move else [], now)
 
     def _migration(self, key: tuple[str, int], garp: bool, now: float) -> Output:
         """An ARP from one of our MACs came in from the fabric."""
@@ -558,31 +669,63 @@ class BridgeCore:
                 moves += self.placement.forget_port_macs(port.port_no)
         return self._apply(moves, now)
 
+    def set_attached_macs(self, by_name: dict[str, str], now: float) -> Output:
+        """Port security from OVSDB `external_ids:attached-mac` (interface name -> MAC):
+        such a port learns only that MAC; other MACs already learned there go."""
+        wanted = {}
+        for port in self.placement.local_ports:
+            try:
+                mac = normalise_mac(by_name[port.name]) if port.name in by_name else None
+            except ValueError:
+                self.events.count("attached_mac_invalid")
+                mac = None
+            if mac:
+                wanted[port.port_no] = mac
+        if wanted == self.placement.attached_macs:
+            return Output()
+        self.placement.attached_macs = wanted
+        moves = []
+        for entry in list(self.placement.macs.values()):
+            allowed = wanted.get(entry.port_no)
+            if allowed and entry.mac != allowed:
+                move = self.placement.forget(*entry.key)
+                if move is not None:
+                    moves.append(move)
+        self.events.add(now, "port-security", dpid=self.dpid, ports=len(wanted))
+        return self._apply(moves, now)
+
     def _apply(self, moves: list[Move], now: float, base: bool = True) -> Output:
-        """Flows, groups and learning packets for `moves`; `base=False` when the caller
-        knows no group or bridge-wide flow can have changed."""
+        """Flows, groups, meters and learning packets for `moves`; `base=False` when the
+        caller knows no group, meter or bridge-wide flow can have changed."""
         out = Output(moves=list(moves))
         self._log_moves(moves, now)
         groups = pipeline.groups(self.placement) if base else []
+        meters = (
+            pipeline.meters(self.placement, self.limits.packet_in_rate, self._probe_meter_rate())
+            if base
+            else []
+        )
         if base:
+            out.mods += self.switch.sync_meters(meters)
             out.mods += self.switch.sync_groups(groups)
-            out.mods += self.switch.sync_base(pipeline.base_flows(self.placement))
+            out.mods += self.switch.sync_base(pipeline.base_flows(self.placement, self.tuning))
         keys = list(dict.fromkeys((m.mac, m.vlan) for m in moves))
         for key in keys:
             if key not in self.placement.macs:
                 self.loads.forget(key)
                 self.announced.forget(key)
-                self.reinjected.pop(key, None)
         if len(keys) <= SLICE:  # the common case: everything at once, as small as it is
             for key in keys:
                 out.mods += self._mac_mods(key)
             if base:
                 out.mods += self.switch.stale_groups(groups)  # per-MAC flows use no group
+                out.mods += self.switch.stale_meters(meters)
             self._learning(moves, out, now)
             return out
         self.pending_flows.update(dict.fromkeys(keys))
         if base:
             out.mods += self.switch.stale_groups(groups)
+            out.mods += self.switch.stale_meters(meters)
         self._learning(moves, None, now)
         out.extend(self.next_slice(now))
         return out
@@ -590,7 +733,7 @@ class BridgeCore:
     def _mac_mods(self, key: tuple[str, int]) -> list[Mod]:
         self.pending_flows.pop(key, None)
         entry = self.placement.macs.get(key)
-        desired = pipeline.mac_flows(self.placement, entry) if entry else []
+        desired = pipeline.mac_flows(self.placement, entry, self.tuning) if entry else []
         return self.switch.sync_mac(key, desired)
 
     def _learning(self, moves: list[Move], out: Output | None, now: float) -> None:

@@ -51,3 +51,10 @@ class AnnounceLock:
 
     def forget(self, key: Hashable) -> None:
         self._last.pop(key, None)
+
+    def prune(self, now: float) -> None:
+        """Drop keys whose lock has expired (keeps the table as small as the window)."""
+        self._last = {k: t for k, t in self._last.items() if now - t < self.seconds}
+
+    def __len__(self) -> int:
+        return len(self._last)

@@ -16,13 +16,19 @@ from slb_ryu.core.probe import PROBE_MAC_PREFIX, probe_mac
 # Tables.
 TABLE_CLASSIFY = 0  # uplink or local ingress
 TABLE_LOCAL_SRC = 1  # per (in_port, MAC, VLAN): pins the uplink, counts tx bytes
-TABLE_UPLINK_IN = 2  # admission from the fabric: reflections, active uplink
-TABLE_FORWARD = 3  # delivery to local MACs, floods, out to the pinned uplink
+TABLE_LOCAL_MISS = 2  # unknown source on a local port: guard, learn (metered), forward
+TABLE_UPLINK_IN = 3  # admission from the fabric: reflections, fabric-seen learning
+TABLE_FORWARD = 4  # delivery to local MACs, floods, out to the pinned uplink
+TABLE_FABRIC_SEEN = 5  # learned by the datapath: source MACs seen on the fabric lately
+TABLE_IP_CLAIMS = 6  # learned by the datapath: IPv4 addresses fabric hosts ARPed from lately
 
 # Cookies: 0x51b0 in the top 16 bits marks our flows; then an 8-bit kind and 8 flag bits.
 COOKIE_MAGIC = 0x51B0 << 48
 COOKIE_MAGIC_MASK = 0xFFFF << 48
 COOKIE_KIND_MASK = COOKIE_MAGIC_MASK | (0xFF << 40)
+# Flows the datapath learns itself (fabric-seen) carry another magic: the controller
+# never reads them back at connect and never deletes them; they expire on their own.
+COOKIE_LEARNED = 0x51B1 << 48
 KIND_CLASSIFY = 0x01
 KIND_SRC_MISS = 0x02
 KIND_SRC = 0x03
@@ -34,8 +40,15 @@ KIND_FLOOD = 0x08
 KIND_TO_UPLINK = 0x09
 KIND_DROP = 0x0A
 KIND_MIGRATION = 0x0B
-KIND_PROBE = 0x0C  # path probing (core/probe.py): replies punted, other probe frames dropped
+KIND_GUARD = 0x0C  # a local frame whose source MAC the fabric showed lately (hijack/loop)
+KIND_PORT_FULL = 0x0D  # a local port holding max_macs_per_port MACs: new sources dropped
+KIND_PORT_SECURITY = 0x0E  # a source other than the port's attached MAC (OVSDB)
+KIND_GUARD_ANNOUNCE = 0x0F  # an ARP/RARP from a guarded source: the controller decides
+ETH_TYPE_RARP = 0x8035
+KIND_PROBE = 0x10  # path probing (core/probe.py): replies punted, other probe frames dropped
+KIND_PENDING = 0x11  # a source whose learning copy already went to the controller
 FLAG_PINNED = 0x01
+FLAG_SEND_FLOW_REM = 0x1  # OFPFF_SEND_FLOW_REM, kept here so the core stays free of Ryu
 
 
 def cookie(kind: int, flags: int = 0) -> int:
@@ -54,30 +67,63 @@ def cookie_flags(value: int) -> int:
 
 
 # Metadata values written before TABLE_FORWARD. From a local port: the uplink's port
-# number (which is also its fast-failover group id). From the fabric: one of these.
-META_FABRIC_ACTIVE = 1 << 32
-META_FABRIC_STANDBY = 2 << 32
+# number (which is also its fast-failover group id). From the fabric: META_FABRIC plus
+# the uplink it came in on.
+META_FABRIC = 1 << 32
 
 # Groups: one fast-failover group per uplink (id = port number), one flood group of
-# local ports per VLAN (id = FLOOD_GROUP_BASE + VLAN, 0 = untagged).
+# local ports per VLAN (id = FLOOD_GROUP_BASE + VLAN, 0 = untagged), one admission
+# group per (uplink, VLAN) whose first live bucket decides if that uplink's broadcast
+# is flooded (id = ADMIT_GROUP_BASE + port << 12 + VLAN).
 FLOOD_GROUP_BASE = 0x10000
 FLOOD_GROUP = FLOOD_GROUP_BASE
+ADMIT_GROUP_BASE = 0x20000000
+MAX_ADMIT_PORT = 0xFFFF
 
-# The meter on every flow that sends unsolicited packets to the controller.
-METER_ID = 1
-# Probe replies have their own meter: a packet-in flood on METER_ID must not starve
-# them (that would make uplinks look path-dead).
-PROBE_METER_ID = 2
+# Meters: one per local port for everything about that port's frames that reaches us
+# (learning, guard reports, ARP snooping, and the migration check of its MACs' ARPs
+# coming back from the fabric): a port flooding MACs or ARPs exhausts its own meter,
+# not its neighbours', and the total is bounded by `packet_in_rate` per port.
+METER_ID = 1  # the old shared meter (removed from switches on sync)
+METER_LOCAL_PORT = 2  # the bridge's LOCAL port
+METER_PORT_BASE = 0x100  # + port number for every other local port
+MAX_METER_PORT = 0xFF00
+# Probe replies have their own meter: a packet-in flood must not starve them (that
+# would make uplinks look path-dead).
+PROBE_METER_ID = 3
 
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 LINK_LOCAL_MULTICAST = ("01:80:c2:00:00:00", "ff:ff:ff:ff:ff:f0")
+GROUP_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")  # multicast/broadcast address
 OFPVID_PRESENT = 0x1000
 OFPVID_NONE = 0x0000
 CONTROLLER_MAX_LEN = 0xFFFF  # OFPCML_NO_BUFFER: whole packet, nothing buffered
 SNOOP_MAX_LEN = 128
+OFPP_LOCAL_NO = 0xFFFFFFFE
+LOCAL_SEEN_PRIORITY = 190  # datapath-learned drops in TABLE_UPLINK_IN (echo of a new MAC)
+PENDING_PRIORITY = 50  # datapath-learned "learning in progress" marks in TABLE_FABRIC_SEEN
+PENDING_HOLD = 2  # seconds one learning copy stands for a new source's later frames
 
 Match = tuple[tuple[str, object], ...]
-Action = tuple[str, int]
+# ("output", port), ("group", id), ("controller", max_len), ("controller_meter", max_len,
+# meter), ("resubmit", table), ("learn_fabric", hard_timeout), ("push_vlan", ethertype),
+# ("set_vlan_vid", vid), ("pop_vlan", 0)
+Action = tuple
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Bridge-wide numbers the flows carry (see options.py for each)."""
+
+    mac_idle_timeout: int = 300  # idle_timeout of a MAC's source flow (0 = never ages)
+    guard_window: int = 5  # seconds a fabric-seen MAC may not be learned locally (0 = off)
+    packet_in_rate: int = 200  # per local port, packets/s
+
+    @property
+    def claim_window(self) -> int:
+        """Seconds a fabric host's ARP keeps its sender IP 'claimed' (as long as a VM's
+        snooped IP lives, so a claim outlives the poisoning ARP it must stop)."""
+        return self.mac_idle_timeout or 300
 
 
 @dataclass(frozen=True)
@@ -92,6 +138,8 @@ class FlowSpec:
     write_metadata: int | None = None
     goto: int | None = None
     meter: int | None = None
+    idle_timeout: int = 0
+    flags: int = 0
 
     @property
     def key(self) -> tuple[int, int, Match]:
@@ -135,41 +183,145 @@ def vlans(bridge: BridgePlacement) -> list[int]:
     return sorted(found)
 
 
-def _controller(table: int, priority: int, fields: Match, kind: int, max_len: int) -> FlowSpec:
+def port_meter(port_no: int) -> int:
+    """The meter of one local port (everything that port makes the switch send us)."""
+    if port_no == OFPP_LOCAL_NO or port_no >= MAX_METER_PORT:
+        return METER_LOCAL_PORT
+    return METER_PORT_BASE + port_no
+
+
+def admit_group(uplink: int, vlan: int) -> int:
+    return ADMIT_GROUP_BASE + (uplink << 12) + vlan
+
+
+def _controller(
+    table: int, priority: int, fields: Match, kind: int, max_len: int, meter: int
+) -> FlowSpec:
     """A metered flow to the controller: the switch, not the controller, absorbs floods."""
     return FlowSpec(
-        table, priority, fields, cookie(kind), actions=(("controller", max_len),), meter=METER_ID
+        table, priority, fields, cookie(kind), actions=(("controller", max_len),), meter=meter
     )
 
 
-def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
-    """Flows that depend on ports, VLANs and the active uplink, not on individual MACs."""
+def _local_miss_flows(bridge: BridgePlacement, port_no: int, tuning: Tuning) -> list[FlowSpec]:
+    """Table 2 for one local port: guard hits, a full port, and learning + forwarding.
+
+    An unknown source is forwarded by the datapath itself (through the active uplink's
+    fast-failover group, where unicast replies come back and are flooded to local ports)
+    while a copy goes to the controller, so a new VM works with the controller down;
+    the per-port meter bounds both, so a MAC flood stays a trickle either way. The
+    datapath also learns a short-lived drop of that source in the uplink-admission
+    table: the echo of the new MAC's broadcast through the other switch is not taken
+    for a fabric host (which would trip the guard against the VM itself).
+    """
+    meter = port_meter(port_no)
+    # The learning copy also marks the source "in progress" (table 5, reg2=1) for
+    # PENDING_HOLD s: its next frames are forwarded without another packet-in, so a
+    # chatty new VM costs the controller one packet-in, not one per frame until its
+    # flows are in (and with the controller down, one per PENDING_HOLD s).
+    actions: tuple[Action, ...] = (
+        ("learn_pending", PENDING_HOLD),
+        ("controller", CONTROLLER_MAX_LEN),
+    )
+    if tuning.guard_window:
+        actions = (("learn_local", tuning.guard_window),) + actions
     flows = [
-        FlowSpec(TABLE_CLASSIFY, 200, match(eth_dst=LINK_LOCAL_MULTICAST), cookie(KIND_DROP)),
-        FlowSpec(TABLE_CLASSIFY, 0, (), cookie(KIND_CLASSIFY), goto=TABLE_LOCAL_SRC),
-        _controller(TABLE_LOCAL_SRC, 0, (), KIND_SRC_MISS, CONTROLLER_MAX_LEN),
-        FlowSpec(
-            TABLE_UPLINK_IN,
-            0,
-            (),
-            cookie(KIND_ADMIT),
-            write_metadata=META_FABRIC_STANDBY,
-            goto=TABLE_FORWARD,
-        ),
-        FlowSpec(TABLE_FORWARD, 0, (), cookie(KIND_DROP)),
+        _controller(
+            TABLE_LOCAL_MISS,
+            200,
+            match(in_port=port_no, reg0=1),
+            KIND_GUARD,
+            SNOOP_MAX_LEN,
+            meter,
+        )
     ]
-    if bridge.active_uplink is not None:
+    # A VM live-migrated here announces itself (GARP, or RARP from QEMU) while the
+    # fabric may still remember it: such frames go to the controller whole (not
+    # forwarded), which learns and re-injects a real announcement, refuses the rest.
+    for eth_type in (0x0806, ETH_TYPE_RARP):
         flows.append(
-            FlowSpec(
-                TABLE_UPLINK_IN,
-                100,
-                match(in_port=bridge.active_uplink),
-                cookie(KIND_ADMIT),
-                write_metadata=META_FABRIC_ACTIVE,
-                goto=TABLE_FORWARD,
+            _controller(
+                TABLE_LOCAL_MISS,
+                210,
+                match(in_port=port_no, reg0=1, eth_type=eth_type),
+                KIND_GUARD_ANNOUNCE,
+                CONTROLLER_MAX_LEN,
+                meter,
             )
         )
+    flows.append(
+        FlowSpec(
+            TABLE_LOCAL_MISS,
+            120,
+            match(in_port=port_no, reg2=1),
+            cookie(KIND_PENDING),
+            write_metadata=bridge.active_uplink or 0,
+            goto=TABLE_FORWARD,
+            meter=meter,
+        )
+    )
+    if bridge.port_full(port_no):
+        flows.append(
+            _controller(
+                TABLE_LOCAL_MISS, 150, match(in_port=port_no), KIND_PORT_FULL, SNOOP_MAX_LEN, meter
+            )
+        )
+    attached = bridge.attached_macs.get(port_no)
+    learn = match(in_port=port_no)
+    if attached:  # port security: only the attached MAC is learned and forwarded
+        learn = match(in_port=port_no, eth_src=attached)
+        flows.append(
+            _controller(
+                TABLE_LOCAL_MISS,
+                90,
+                match(in_port=port_no),
+                KIND_PORT_SECURITY,
+                SNOOP_MAX_LEN,
+                meter,
+            )
+        )
+    flows.append(
+        FlowSpec(
+            TABLE_LOCAL_MISS,
+            100,
+            learn,
+            cookie(KIND_SRC_MISS),
+            actions=actions,
+            write_metadata=bridge.active_uplink or 0,
+            goto=TABLE_FORWARD,
+            meter=meter,
+        )
+    )
+    return flows
+
+
+def base_flows(bridge: BridgePlacement, tuning: Tuning = Tuning()) -> list[FlowSpec]:
+    """Flows that depend on ports, VLANs and the active uplink, not on individual MACs."""
+    # Table 5 holds both the fabric-seen marks (reg0) and the learning-in-progress
+    # marks (reg2): every source miss looks there.
+    miss_actions: tuple[Action, ...] = (("resubmit", TABLE_FABRIC_SEEN),)
+    flows = [
+        FlowSpec(TABLE_CLASSIFY, 200, match(eth_dst=LINK_LOCAL_MULTICAST), cookie(KIND_DROP)),
+        # No station sends from a group address (IEEE 802): such a frame is dropped and
+        # counted here (n_packets), never learned, never forwarded, on any port.
+        FlowSpec(TABLE_CLASSIFY, 200, match(eth_src=GROUP_BIT), cookie(KIND_DROP)),
+        FlowSpec(TABLE_CLASSIFY, 0, (), cookie(KIND_CLASSIFY), goto=TABLE_LOCAL_SRC),
+        FlowSpec(
+            TABLE_LOCAL_SRC,
+            0,
+            (),
+            cookie(KIND_SRC_MISS),
+            actions=miss_actions,
+            goto=TABLE_LOCAL_MISS,
+        ),
+        FlowSpec(TABLE_LOCAL_MISS, 0, (), cookie(KIND_DROP)),
+        FlowSpec(TABLE_UPLINK_IN, 0, (), cookie(KIND_DROP)),
+        FlowSpec(TABLE_FORWARD, 0, (), cookie(KIND_DROP)),
+        FlowSpec(TABLE_FABRIC_SEEN, 0, (), cookie(KIND_DROP)),
+        FlowSpec(TABLE_IP_CLAIMS, 0, (), cookie(KIND_DROP)),
+    ]
     for port in bridge.local_ports:
+        flows += _local_miss_flows(bridge, port.port_no, tuning)
         if port.vlan:  # access port: tag untagged frames, refuse tagged ones
             flows += [
                 FlowSpec(
@@ -184,17 +336,9 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
             ]
     flows += probe_flows(bridge)
     in_use = vlans(bridge)
-    for vlan in in_use:
-        vid = vlan_vid(vlan)
-        flows.append(
-            FlowSpec(
-                TABLE_FORWARD,
-                20,
-                match(metadata=META_FABRIC_ACTIVE, vlan_vid=vid),
-                cookie(KIND_FLOOD),
-                actions=(("group", FLOOD_GROUP_BASE + vlan),),
-            )
-        )
+    learn: tuple[Action, ...] = ()
+    if tuning.guard_window:
+        learn = (("learn_fabric", tuning.guard_window),)
     for uplink in bridge.uplinks:
         port_no = uplink.port_no
         flows += [
@@ -204,6 +348,26 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
                 match(in_port=port_no),
                 cookie(KIND_CLASSIFY),
                 goto=TABLE_UPLINK_IN,
+            ),
+            FlowSpec(
+                TABLE_UPLINK_IN,
+                100,
+                match(in_port=port_no),
+                cookie(KIND_ADMIT),
+                actions=learn,
+                write_metadata=META_FABRIC | port_no,
+                goto=TABLE_FORWARD,
+            ),
+            # ARP from a fabric host also records its sender IP as claimed, so a VM
+            # ARPing with that address does not get it announced at its next move.
+            FlowSpec(
+                TABLE_UPLINK_IN,
+                110,
+                match(in_port=port_no, eth_type=0x0806),
+                cookie(KIND_ADMIT),
+                actions=learn + (("learn_claim", tuning.claim_window),),
+                write_metadata=META_FABRIC | port_no,
+                goto=TABLE_FORWARD,
             ),
             FlowSpec(
                 TABLE_FORWARD,
@@ -223,6 +387,16 @@ def base_flows(bridge: BridgePlacement) -> list[FlowSpec]:
                     actions=(("group", FLOOD_GROUP_BASE + vlan), ("group", port_no)),
                 )
             )
+            if port_no <= MAX_ADMIT_PORT:
+                flows.append(
+                    FlowSpec(
+                        TABLE_FORWARD,
+                        20,
+                        match(metadata=META_FABRIC | port_no, vlan_vid=vlan_vid(vlan)),
+                        cookie(KIND_FLOOD),
+                        actions=(("group", admit_group(port_no, vlan)),),
+                    )
+                )
     return flows
 
 
@@ -264,11 +438,19 @@ def _deliver(bridge: BridgePlacement, port_no: int, vlan: int) -> tuple[Action, 
     return (("output", port_no),)
 
 
-def mac_flows(bridge: BridgePlacement, entry: MacEntry) -> list[FlowSpec]:
-    """The five flows of one learned (MAC, VLAN)."""
+def mac_flows(
+    bridge: BridgePlacement, entry: MacEntry, tuning: Tuning = Tuning()
+) -> list[FlowSpec]:
+    """The five flows of one learned (MAC, VLAN).
+
+    The source flow ages: idle for `mac_idle_timeout` seconds, the switch removes it and
+    tells us (flow-removed), and the controller forgets the MAC. The timeout lives in
+    the switch, so a restarted controller reads it back with the flow.
+    """
     vid = vlan_vid(entry.vlan)
     flags = FLAG_PINNED if entry.pinned else 0
     src = match(in_port=entry.port_no, eth_src=entry.mac, vlan_vid=vid)
+    aging = tuning.mac_idle_timeout
     return [
         FlowSpec(
             TABLE_LOCAL_SRC,
@@ -277,13 +459,18 @@ def mac_flows(bridge: BridgePlacement, entry: MacEntry) -> list[FlowSpec]:
             cookie(KIND_SRC, flags),
             write_metadata=entry.uplink,
             goto=TABLE_FORWARD,
+            idle_timeout=aging,
+            flags=FLAG_SEND_FLOW_REM if aging else 0,
         ),
         FlowSpec(
             TABLE_LOCAL_SRC,
             110,
             match(in_port=entry.port_no, eth_src=entry.mac, vlan_vid=vid, eth_type=0x0806),
             cookie(KIND_ARP_SNOOP, flags),
-            actions=(("controller", SNOOP_MAX_LEN),),
+            actions=(
+                ("resubmit", TABLE_IP_CLAIMS),  # reg1=1 in the packet-in: claimed
+                ("controller_meter", SNOOP_MAX_LEN, port_meter(entry.port_no)),
+            ),
             write_metadata=entry.uplink,
             goto=TABLE_FORWARD,
         ),
@@ -293,6 +480,7 @@ def mac_flows(bridge: BridgePlacement, entry: MacEntry) -> list[FlowSpec]:
             match(eth_src=entry.mac, vlan_vid=vid, eth_type=0x0806),
             KIND_MIGRATION,
             SNOOP_MAX_LEN,
+            port_meter(entry.port_no),
         ),
         FlowSpec(
             TABLE_UPLINK_IN,
@@ -310,12 +498,25 @@ def mac_flows(bridge: BridgePlacement, entry: MacEntry) -> list[FlowSpec]:
     ]
 
 
+def admit_order(bridge: BridgePlacement) -> list[int]:
+    """Uplinks in the order the datapath picks the broadcast-accepting one: the active
+    uplink first, then the other usable ones by port number (as `repair` would)."""
+    usable = [p.port_no for p in bridge.usable_uplinks]
+    if bridge.active_uplink in usable:
+        usable.remove(bridge.active_uplink)
+        usable.insert(0, bridge.active_uplink)
+    return usable
+
+
 def groups(bridge: BridgePlacement) -> list[GroupSpec]:
-    """A fast-failover group per uplink and a flood group per VLAN.
+    """Fast-failover group per uplink, flood group per VLAN, admission group per both.
 
     Fast failover: the uplink itself first, then the others in port order; uplinks held
     down for flapping, drained or path-dead are left out so the datapath cannot fall back
     onto them.
+    Admission (uplink U, VLAN V): fast failover over `admit_order`, where only U's own
+    bucket floods V; so fabric broadcast is taken from the first live uplink, and when
+    it dies the next one takes over in the datapath, with or without the controller.
     """
     uplinks = [p.port_no for p in bridge.uplinks if not p.withdrawn]
     specs = []
@@ -324,7 +525,8 @@ def groups(bridge: BridgePlacement) -> list[GroupSpec]:
         if port.withdrawn:
             order = order[1:]
         specs.append(GroupSpec(port.port_no, "ff", tuple((p, (("output", p),)) for p in order)))
-    for vlan in vlans(bridge):
+    in_use = vlans(bridge)
+    for vlan in in_use:
         members = [p for p in bridge.local_ports if p.vlan in (0, vlan)]
         if vlan == 0:
             members = [p for p in members if not p.vlan]
@@ -335,22 +537,34 @@ def groups(bridge: BridgePlacement) -> list[GroupSpec]:
                 tuple((None, _deliver(bridge, p.port_no, vlan)) for p in members),
             )
         )
+    order = admit_order(bridge)
+    for port in bridge.uplinks:
+        if port.port_no > MAX_ADMIT_PORT:
+            continue
+        for vlan in in_use:
+            buckets = tuple(
+                (w, (("group", FLOOD_GROUP_BASE + vlan),) if w == port.port_no else ())
+                for w in order
+            )
+            specs.append(GroupSpec(admit_group(port.port_no, vlan), "ff", buckets))
     return specs
 
 
-def meters(rate_pps: int, probe_pps: int = 0) -> list[MeterSpec]:
-    """The packet-in meter, and the probe-reply meter when probing is on."""
-    specs = [MeterSpec(METER_ID, rate_pps, rate_pps)]
+def meters(bridge: BridgePlacement, rate_pps: int, probe_pps: int = 0) -> list[MeterSpec]:
+    """One meter per local port, each `rate_pps` packets/s; and the probe-reply meter
+    when path probing is on."""
+    ids = {port_meter(p.port_no) for p in bridge.local_ports}
+    specs = [MeterSpec(m, rate_pps, rate_pps) for m in sorted(ids)]
     if probe_pps:
         specs.append(MeterSpec(PROBE_METER_ID, probe_pps, probe_pps))
     return specs
 
 
-def desired_flows(bridge: BridgePlacement) -> dict[tuple, FlowSpec]:
+def desired_flows(bridge: BridgePlacement, tuning: Tuning = Tuning()) -> dict[tuple, FlowSpec]:
     """Every flow the bridge should have, keyed like OpenFlow keys flows."""
-    flows = base_flows(bridge)
+    flows = base_flows(bridge, tuning)
     for entry in bridge.macs.values():
-        flows += mac_flows(bridge, entry)
+        flows += mac_flows(bridge, entry, tuning)
     return {f.key: f for f in flows}
 
 

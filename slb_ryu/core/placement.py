@@ -79,6 +79,7 @@ class MacEntry:
     since: float
     pinned: bool = False
     ips: set[str] = field(default_factory=set)
+    ip_seen: dict[str, float] = field(default_factory=dict)  # when each IP was last snooped
     tx_bps: float = 0.0
     rx_bps: float = 0.0
 
@@ -165,6 +166,10 @@ class BridgePlacement:
         self.active_uplink: int | None = None
         self.max_macs_per_port = 0  # 0 = unlimited
         self.probing = False  # path probing on: pipeline.probe_flows adds its flows
+        self.max_ips_per_mac = 0  # 0 = unlimited
+        # Port security: port number -> the one MAC it may send from (OVSDB
+        # external_ids:attached-mac); ports not listed learn any MAC.
+        self.attached_macs: dict[int, str] = {}
         self._per_port: collections.Counter[int] = collections.Counter()
         self._per_vlan: collections.Counter[int] = collections.Counter()
         # Per uplink port number (any number an entry names, live or not): its entries in
@@ -304,13 +309,34 @@ class BridgePlacement:
         """VLANs with at least one learned MAC (kept as a count: no scan per packet-in)."""
         return {vlan for vlan, n in self._per_vlan.items() if n > 0}
 
-    def learn_ip(self, mac: str, vlan: int, ip: str) -> bool:
-        """Record an IPv4 address the MAC used (ARP snooping); True when it is new."""
+    def learn_ip(self, mac: str, vlan: int, ip: str, now: float = 0.0) -> str:
+        """Record an IPv4 address the MAC used (ARP snooping).
+
+        Returns "new", "seen" (refreshed), "full" (the MAC already has
+        `max_ips_per_mac` addresses: a VM sending ARPs from random addresses must not
+        grow our state or the learning packets of its next move) or "ignored".
+        """
         entry = self.macs.get((mac, vlan))
-        if entry is None or ip == "0.0.0.0" or ip in entry.ips:
-            return False
+        if entry is None or ip == "0.0.0.0":
+            return "ignored"
+        if ip in entry.ips:
+            entry.ip_seen[ip] = now
+            return "seen"
+        if 0 < self.max_ips_per_mac <= len(entry.ips):
+            return "full"
         entry.ips.add(ip)
-        return True
+        entry.ip_seen[ip] = now
+        return "new"
+
+    def age_ips(self, now: float, max_age: float) -> list[tuple[str, int, str]]:
+        """Forget snooped addresses not used for `max_age` seconds; returns what went."""
+        gone = []
+        for entry in self.macs.values():
+            for ip in [ip for ip in entry.ips if now - entry.ip_seen.get(ip, now) >= max_age]:
+                entry.ips.discard(ip)
+                entry.ip_seen.pop(ip, None)
+                gone.append((entry.mac, entry.vlan, ip))
+        return gone
 
     def forget(self, mac: str, vlan: int) -> Move | None:
         entry = self.macs.get((mac, vlan))

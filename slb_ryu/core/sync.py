@@ -87,8 +87,14 @@ class SwitchState:
             have = self.flows.get(key)
             if have == spec:
                 continue
-            # MODIFY keeps counters (load measurement) but cannot change the cookie.
-            command = "modify" if have is not None and have.cookie == spec.cookie else "add"
+            # MODIFY keeps counters (load measurement) but cannot change the cookie,
+            # the timeouts or the flags.
+            same = have is not None and (have.cookie, have.idle_timeout, have.flags) == (
+                spec.cookie,
+                spec.idle_timeout,
+                spec.flags,
+            )
+            command = "modify" if same else "add"
             mods.append(("flow", command, spec))
             if have is not None:
                 self._remove(key)
@@ -97,6 +103,16 @@ class SwitchState:
             mods.append(("flow", "delete", self.flows[key]))
             self._remove(key)
         return mods
+
+    def removed(self, key: tuple) -> None:
+        """The switch removed a flow by itself (idle timeout): forget it without a mod."""
+        if key in self.flows:
+            self._remove(key)
+
+    def stale_meters(self, desired: Iterable[MeterSpec]) -> list[Mod]:
+        """Meters we no longer want (a deleted port's); sent after the flows."""
+        wanted = {m.meter_id for m in desired}
+        return [("meter", "delete", self.meters.pop(m)) for m in sorted(set(self.meters) - wanted)]
 
     def _add(self, flow: FlowSpec) -> None:
         self.flows[flow.key] = flow

@@ -46,11 +46,12 @@ IMPOSTOR_MEMORY = 300.0  # seconds /health stays degraded after an impostor was 
 LOG = logging.getLogger("slb_ryu.handshake")
 
 
-def delete_our_flows(dp: Any) -> Any:
-    """A flow-mod deleting every flow with our cookie, in every table (others stay)."""
+def delete_our_flows(dp: Any, cookie: int = COOKIE_MAGIC) -> Any:
+    """A flow-mod deleting every flow with our cookie (or, with `cookie=COOKIE_LEARNED`,
+    every flow the datapath learned for us), in every table (others stay)."""
     return parser.OFPFlowMod(
         dp,
-        cookie=COOKIE_MAGIC,
+        cookie=cookie,
         cookie_mask=COOKIE_MAGIC_MASK,
         table_id=ofp.OFPTT_ALL,
         command=ofp.OFPFC_DELETE,

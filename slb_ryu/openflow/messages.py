@@ -7,22 +7,104 @@ switch has against what it wants (restart recovery, reconnect sync).
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import Any
 
+from ryu.lib.pack_utils import msg_pack_into
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from slb_ryu.core.pipeline import (
     COOKIE_KIND_MASK,
+    COOKIE_LEARNED,
     COOKIE_MAGIC,
     COOKIE_MAGIC_MASK,
+    LOCAL_SEEN_PRIORITY,
+    PENDING_PRIORITY,
+    TABLE_FABRIC_SEEN,
+    TABLE_IP_CLAIMS,
+    TABLE_UPLINK_IN,
     Action,
     FlowSpec,
     GroupSpec,
     MeterSpec,
     cookie,
 )
+
+NXAC2PT_METER_ID = 5  # Open vSwitch's controller2 'meter_id' property (not in Ryu 4.34)
+
+
+def _controller2_prop_base() -> Any:
+    """Ryu 4.34 keeps NXActionController2Prop local to its generator; reach it through
+    the action class's closure so a meter_id property can be registered (else Ryu fails
+    to parse our own flows back)."""
+    init = parser.NXActionController2.__init__
+    cells = dict(zip(init.__code__.co_freevars, init.__closure__ or (), strict=True))
+    return cells["NXActionController2Prop"].cell_contents
+
+
+_Prop = _controller2_prop_base()
+
+
+@_Prop.register_type(NXAC2PT_METER_ID)
+class _Controller2MeterId(_Prop):
+    """`controller(meter_id=N)`: OVS meters only the copy sent to the controller, so an
+    ARP-snoop copy can be rate-limited without rate-limiting the ARP itself."""
+
+    _arg_name = "meter_id"
+
+    @classmethod
+    def parser_prop(cls, buf: bytes, length: int) -> tuple[int, int]:
+        (meter_id,) = struct.unpack_from("!I", buf, 0)
+        return meter_id, 4
+
+    @classmethod
+    def serialize_prop(cls, meter_id: int) -> bytearray:
+        data = bytearray()
+        msg_pack_into("!HHI", data, 0, NXAC2PT_METER_ID, 8, meter_id)
+        return data
+
+
+def _learn(kind: str, hard_timeout: int) -> parser.NXActionLearn:
+    """A datapath-learned flow keyed by this frame's (eth_src, VLAN), for `hard_timeout`
+    seconds after the last such frame.
+
+    learn_fabric: into the fabric-seen table, setting reg0=1 (the local-miss table then
+    refuses that source on a local port). learn_pending: also there, below it, keyed by
+    in_port too, setting reg2=1 (learning in progress: forwarded, not punted again).
+    learn_local: a drop in the uplink-admission
+    table (the echo of a not-yet-learned local MAC's broadcast is not 'fabric').
+    """
+    specs = [
+        parser.NXFlowSpecMatch(src=("eth_src", 0), dst=("eth_src", 0), n_bits=48),
+        parser.NXFlowSpecMatch(src=("vlan_tci", 0), dst=("vlan_tci", 0), n_bits=13),
+    ]
+    if kind == "learn_fabric":
+        table, priority = TABLE_FABRIC_SEEN, 100
+        specs.append(parser.NXFlowSpecLoad(src=1, dst=("reg0", 0), n_bits=1))
+    elif kind == "learn_pending":
+        table, priority = TABLE_FABRIC_SEEN, PENDING_PRIORITY
+        specs.insert(0, parser.NXFlowSpecMatch(src=("in_port", 0), dst=("in_port", 0), n_bits=16))
+        specs.append(parser.NXFlowSpecLoad(src=1, dst=("reg2", 0), n_bits=1))
+    elif kind == "learn_claim":
+        table, priority = TABLE_IP_CLAIMS, 100
+        specs = [
+            specs[1],
+            parser.NXFlowSpecMatch(src=0x0806, dst=("eth_type", 0), n_bits=16),
+            parser.NXFlowSpecMatch(src=("arp_spa", 0), dst=("arp_spa", 0), n_bits=32),
+            parser.NXFlowSpecLoad(src=1, dst=("reg1", 0), n_bits=1),
+        ]
+    else:
+        table, priority = TABLE_UPLINK_IN, LOCAL_SEEN_PRIORITY
+    return parser.NXActionLearn(
+        table_id=table,
+        specs=specs,
+        hard_timeout=hard_timeout,
+        priority=priority,
+        cookie=COOKIE_LEARNED,
+    )
+
 
 FLOW_COMMANDS = {
     "add": ofp.OFPFC_ADD,
@@ -34,11 +116,17 @@ GROUP_TYPES = {"ff": ofp.OFPGT_FF, "all": ofp.OFPGT_ALL}
 
 
 def _action(action: Action) -> parser.OFPAction:
-    kind, arg = action
+    kind, arg = action[0], action[1]
     if kind == "output":
         return parser.OFPActionOutput(arg)
     if kind == "controller":
         return parser.OFPActionOutput(ofp.OFPP_CONTROLLER, arg)
+    if kind == "controller_meter":
+        return parser.NXActionController2(max_len=arg, meter_id=action[2])
+    if kind == "resubmit":
+        return parser.NXActionResubmitTable(table_id=arg)
+    if kind in ("learn_fabric", "learn_local", "learn_claim", "learn_pending"):
+        return _learn(kind, arg)
     if kind == "group":
         return parser.OFPActionGroup(arg)
     if kind == "push_vlan":
@@ -79,6 +167,8 @@ def flow_mod(datapath: Any, spec: FlowSpec, command: str = "add") -> parser.OFPF
         out_group=ofp.OFPG_ANY,
         match=parser.OFPMatch(**dict(spec.match)),
         instructions=instructions,
+        idle_timeout=spec.idle_timeout,
+        flags=spec.flags,
     )
 
 
@@ -198,8 +288,19 @@ def _match_bytes(fields: tuple[tuple[str, object], ...]) -> bytes:
     return struct.pack("!HH", ofp.OFPMT_OXM, length) + body + b"\x00" * (-length % 8)
 
 
+@functools.lru_cache(maxsize=1024)
+def _nx_action_bytes(action: Action) -> bytes:
+    """Nicira actions on per-MAC flows (the ARP snoop's `resubmit` and metered
+    `controller`): Ryu's own encoding, made once per distinct action and reused."""
+    buf = bytearray()
+    _action(action).serialize(buf, 0)
+    return bytes(buf)
+
+
 def _action_bytes(action: Action) -> bytes:
-    kind, arg = action
+    kind, arg = action[0], action[1]
+    if kind in ("resubmit", "controller_meter"):
+        return _nx_action_bytes(action)
     if kind == "output":
         return struct.pack("!HHIH6x", ofp.OFPAT_OUTPUT, 16, arg, ofp.OFPCML_MAX)
     if kind == "controller":
@@ -247,13 +348,13 @@ def flow_mod_bytes(spec: FlowSpec, command: str = "add", xid: int = 0) -> bytes:
         COOKIE_MAGIC_MASK if command == "delete" else 0,
         spec.table,
         FLOW_COMMANDS[command],
-        0,  # idle_timeout
+        spec.idle_timeout,
         0,  # hard_timeout
         spec.priority,
         ofp.OFP_NO_BUFFER,
         ofp.OFPP_ANY,
         ofp.OFPG_ANY,
-        0,  # flags
+        spec.flags,
     )
     return head + body
 
@@ -305,6 +406,17 @@ def _action_spec(action: Any) -> Action | None:
         return ("pop_vlan", 0)
     if isinstance(action, parser.OFPActionSetField) and action.key == "vlan_vid":
         return ("set_vlan_vid", action.value)
+    if isinstance(action, parser.NXActionController2):
+        return ("controller_meter", getattr(action, "max_len", 0), getattr(action, "meter_id", 0))
+    if isinstance(action, parser.NXActionResubmitTable):
+        return ("resubmit", action.table_id)
+    if isinstance(action, parser.NXActionLearn) and action.table_id == TABLE_FABRIC_SEEN:
+        kind = "learn_pending" if action.priority == PENDING_PRIORITY else "learn_fabric"
+        return (kind, action.hard_timeout)
+    if isinstance(action, parser.NXActionLearn) and action.table_id == TABLE_IP_CLAIMS:
+        return ("learn_claim", action.hard_timeout)
+    if isinstance(action, parser.NXActionLearn) and action.table_id == TABLE_UPLINK_IN:
+        return ("learn_local", action.hard_timeout)
     return None
 
 
@@ -333,6 +445,8 @@ def spec_from_stats(stat: Any) -> FlowSpec:
         write_metadata=write_metadata,
         goto=goto,
         meter=meter,
+        idle_timeout=stat.idle_timeout,
+        flags=stat.flags,
     )
 
 
@@ -344,3 +458,18 @@ def spec_from_group_desc(stat: Any) -> GroupSpec:
         acts = tuple(a for a in map(_action_spec, bucket.actions) if a is not None)
         buckets.append((watch, acts))
     return GroupSpec(stat.group_id, types.get(stat.type, str(stat.type)), tuple(buckets))
+
+
+FLOW_REMOVED_REASONS = {
+    ofp.OFPRR_IDLE_TIMEOUT: "idle",
+    ofp.OFPRR_HARD_TIMEOUT: "hard",
+    ofp.OFPRR_DELETE: "delete",
+    ofp.OFPRR_GROUP_DELETE: "group-delete",
+}
+
+
+def removed_from_msg(msg: Any) -> tuple[FlowSpec, str]:
+    """The (table, priority, match, cookie) of a flow-removed message and why it went."""
+    match = tuple(sorted((k, _normalise(k, v)) for k, v in msg.match.items()))
+    spec = FlowSpec(table=msg.table_id, priority=msg.priority, match=match, cookie=msg.cookie)
+    return spec, FLOW_REMOVED_REASONS.get(msg.reason, str(msg.reason))

@@ -60,6 +60,30 @@ def bfd_states(interfaces: list[str], timeout: float = 3.0) -> dict[str, tuple[s
     return states
 
 
+def attached_macs(bridge: str, timeout: float = 3.0) -> dict[str, str]:
+    """{interface name: MAC} from `external_ids:attached-mac`, which XenServer and
+    OpenStack set on VM interfaces: the one MAC that VM may send from."""
+    cmd = ["ovs-vsctl", f"--timeout={int(timeout)}", "--format=json", "--"]
+    try:
+        ports = _run(["ovs-vsctl", f"--timeout={int(timeout)}", "list-ports", bridge], timeout)
+        if not ports.split():
+            return {}
+        raw = _run(
+            cmd + ["--columns=name,external_ids", "list", "Interface"] + ports.split(), timeout
+        )
+        table = json.loads(raw)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise OvsdbError(str(exc)) from exc
+    macs = {}
+    for name, ids in table.get("data", []):
+        pairs = ids[1] if isinstance(ids, list) and len(ids) == 2 and ids[0] == "map" else []
+        value = dict(tuple(p) for p in pairs if isinstance(p, list) and len(p) == 2)
+        mac = value.get("attached-mac")
+        if isinstance(mac, str) and mac:
+            macs[str(name)] = mac
+    return macs
+
+
 def _run(cmd: list[str], timeout: float) -> str:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 2, check=False)
     if done.returncode != 0:

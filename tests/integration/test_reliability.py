@@ -67,7 +67,17 @@ def start_lab(network_factory, controller_factory, hvs=1, vms=2, **options):
     r1 = net.get(PREFIX + "r1")
     for names in CHASSIS.chassis_names(**topo(hvs, vms))["vms"].values():
         for name in names:
-            h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} -> r1")
+            # A ping alone does not prove learning: the datapath forwards a new source
+            # itself (issue 11), and a copy that reached the controller before it was
+            # synced is not learned; the VM's next frames are.
+            h.wait_until(
+                lambda n=name: (
+                    h.ping(net.get(n), r1)
+                    and net.get(n).MAC() in {r["mac"] for r in ctl.get_json("/slb/v1/placement")}
+                ),
+                timeout=10,
+                desc=f"{name} -> r1 and learned",
+            )
     return net, ctl
 
 
@@ -240,8 +250,8 @@ def _detach_and_damage(ctl, detach: list[str], mac: str, stale_mac: str):
     )
     detached = flows(HV1)
     ofctl = ["ovs-ofctl", "-O", "OpenFlow13"]
-    h.sh(ofctl + ["del-flows", HV1, f"table=3,dl_dst={mac}"])
-    stale = f"cookie=0x51b0070000000000,table=3,priority=100,dl_dst={stale_mac},actions=output:3"
+    h.sh(ofctl + ["del-flows", HV1, f"table=4,dl_dst={mac}"])
+    stale = f"cookie=0x51b0070000000000,table=4,priority=100,dl_dst={stale_mac},actions=output:3"
     h.sh(ofctl + ["add-flow", HV1, stale])
     damaged = flows(HV1)
     return detached, damaged
@@ -366,8 +376,10 @@ def test_live_migration_and_own_garp(network_factory, controller_factory):
     sent, received, window = h.loss_window_ms(out, 10.0)
     after = [t for t, _ in h.reply_times(out) if t > sent_at]
     gap = after[0] - sent_at if after else None
-    hv1_flows = [ln for ln in h.dump_flows(HV1, raw=True) if mac in ln]
-    hv2_flows = [ln for ln in h.dump_flows(HV2, raw=True) if mac in ln]
+    # The controller's flows for the MAC (cookie 0x51b0): the datapath's own fabric-seen
+    # mark on HV1 (cookie 0x51b1, table 5) is right now: the MAC is on the fabric.
+    hv1_flows = [ln for ln in h.dump_flows(HV1, raw=True) if mac in ln and "0x51b0" in ln]
+    hv2_flows = [ln for ln in h.dump_flows(HV2, raw=True) if mac in ln and "0x51b0" in ln]
     away = [e for e in events(ctl, seq) if e["type"] == "migrated-away"]
     away_hv1 = [e for e in away if e.get("dpid") == dpid(HV1) and e.get("mac") == mac]
     rows = [r for r in ctl.get_json("/slb/v1/placement") if r["mac"] == mac]
@@ -597,18 +609,27 @@ def test_malformed_packets_are_counted_not_fatal(network_factory, controller_fac
     def miss_hits() -> int:
         return sum(f["n_packets"] for f in h.dump_flows(HV1, table=1) if f["priority"] == 0)
 
+    def bad_source_drops() -> int:
+        return sum(
+            f["n_packets"]
+            for f in h.dump_flows(HV1, table=0)
+            if "dl_src=01:00:00:00:00:00/01:00:00:00:00:00" in f["match"]
+        )
+
     per_case: dict[str, dict[str, int]] = {}
     errors = []
     seq = last_seq(ctl)
     for name, frame in cases.items():
-        c0, m0 = counters(ctl), miss_hits()
+        c0, m0, b0 = counters(ctl), miss_hits(), bad_source_drops()
         res = h.send_frames_in(v11, v11.defaultIntf().name, [frame] * 3)
         errors += [f"{name}: {e}" for e in res["errors"]]
         time.sleep(0.5)
-        c1, m1 = counters(ctl), miss_hits()
+        c1, m1, b1 = counters(ctl), miss_hits(), bad_source_drops()
         delta = {short: c1.get(k, 0) - c0.get(k, 0) for k, short in names.items()}
         delta = {k: v for k, v in delta.items() if v}
         delta["table1-miss"] = m1 - m0
+        if b1 - b0:
+            delta["bad-source-drop"] = b1 - b0
         per_case[name] = delta
     time.sleep(1.0)
     rows = [r for r in ctl.get_json("/slb/v1/placement") if r["dpid"] == dpid(HV1)]
@@ -643,9 +664,10 @@ def test_malformed_packets_are_counted_not_fatal(network_factory, controller_fac
     wrong = [r for r in rows if r["vlan"] in inner_vlans]
     check(problems, not wrong, f"learned under the inner (C-tag) VLAN of a QinQ frame: {wrong}")
     for name in ("multicast source", "broadcast source"):
+        # dropped (and counted) by the datapath's table-0 flow, never forwarded
         check(
             problems,
-            per_case[name].get("dropped", 0) >= 3,
+            per_case[name].get("bad-source-drop", 0) >= 3 and per_case[name]["table1-miss"] == 0,
             f"{name}: not counted as dropped: {per_case[name]}",
         )
     check(

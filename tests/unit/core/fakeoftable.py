@@ -16,7 +16,13 @@ Semantics modelled (OpenFlow 1.3 as Open vSwitch implements it):
   xlate_output_action "skipping output to input port"), controller (a punt, marked
   metered when the flow has a meter), group, push_vlan, pop_vlan, set_vlan_vid;
 - groups: "all" runs every bucket on its own copy of the frame; "ff" (fast failover)
-  runs the first bucket whose watch port is live and nothing when none is.
+  runs the first bucket whose watch port is live and nothing when none is;
+- OVS extensions the pipeline uses: `controller_meter` (a punt through its own meter),
+  `resubmit` (run that table's matching flow, its goto chain included, then go on with
+  the next action), registers reg0/reg1/reg2 (0 unless a flow sets them), and the `learn_*`
+  actions, whose learned flows are NOT modelled: a table that only the datapath fills
+  is empty here, i.e. the model is a datapath that has seen nothing from the fabric
+  (no guard hit, no claimed IP). The learned side is tested live (integration).
 Outputs to a port that is not live are still reported: liveness only steers
 fast-failover groups, so a test can catch a flow that sends to a dead link.
 """
@@ -97,6 +103,9 @@ class _Packet:
     in_port: int
     frame: Frame
     metadata: int = 0
+    reg0: int = 0
+    reg1: int = 0
+    reg2: int = 0
 
     def field(self, name: str) -> int:
         if name == "in_port":
@@ -111,6 +120,10 @@ class _Packet:
             return OFPVID_NONE if self.frame.vlan is None else OFPVID_PRESENT | self.frame.vlan
         if name == "metadata":
             return self.metadata
+        if name in ("reg0", "reg1", "reg2"):
+            return getattr(self, name)
+        if name == "arp_op":
+            return 1 if self.frame.eth_type == ETH_TYPE_ARP else 0  # requests only
         raise ValueError(f"FakeOFTable does not model match field {name!r}")
 
 
@@ -162,13 +175,18 @@ class FakeOFTable:
         live_ports = frozenset(live)
         packet = _Packet(in_port, frame)
         result = Result()
-        table: int | None = 0
+        self._walk(0, packet, live_ports, result)
+        return result
+
+    def _walk(
+        self, table: int | None, packet: _Packet, live: frozenset[int], result: Result
+    ) -> None:
         while table is not None:
             flow = self.lookup(table, packet)
             if flow is None:
                 break
             result.trace.append(flow)
-            self._apply(flow.actions, packet, flow, live_ports, result)
+            self._apply(flow.actions, packet, flow, live, result)
             if flow.write_metadata is not None:
                 packet.metadata = flow.write_metadata
             if flow.goto is not None and flow.goto <= table:
@@ -176,7 +194,6 @@ class FakeOFTable:
             table = flow.goto
             if table is not None and table > MAX_TABLES:
                 raise AssertionError(f"goto_table {table}")
-        return result
 
     def _apply(
         self,
@@ -187,7 +204,8 @@ class FakeOFTable:
         result: Result,
     ) -> None:
         """Apply-actions: each action sees the frame as the previous ones left it."""
-        for kind, arg in actions:
+        for action in actions:
+            kind, arg = action[0], action[1]
             frame = packet.frame
             if kind == "output":
                 if arg == OFPP_IN_PORT:
@@ -212,6 +230,12 @@ class FakeOFTable:
                 if frame.vlan is None or not arg & OFPVID_PRESENT:
                     raise AssertionError(f"set_vlan_vid {arg:#x} on {frame}")
                 packet.frame = frame.tagged(arg & 0xFFF)
+            elif kind == "controller_meter":
+                result.punts.append(Punt(flow.table, flow.cookie, frame, arg, metered=True))
+            elif kind == "resubmit":
+                self._walk(arg, packet, live, result)
+            elif kind in ("learn_fabric", "learn_claim", "learn_local", "learn_pending"):
+                pass  # learned flows are not modelled (see the module docstring)
             elif kind == "group":
                 self._group(arg, packet, flow, live, result)
             else:

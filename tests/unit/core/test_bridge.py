@@ -29,19 +29,21 @@ def test_connect_on_empty_switch_adds_groups_before_flows():
     core, out = connected()
     kinds = [o for o, _, _ in out.mods]
     assert kinds.index("flow") > max(i for i, k in enumerate(kinds) if k == "group")
-    assert {s.group_id for o, _, s in out.mods if o == "group"} == {1, 2, pl.FLOOD_GROUP}
+    admit = {pl.admit_group(1, 0), pl.admit_group(2, 0)}
+    assert {s.group_id for o, _, s in out.mods if o == "group"} == {1, 2, pl.FLOOD_GROUP} | admit
     assert len(flow_mods(out, "add")) == len(pl.base_flows(core.placement))
     assert core.synced
 
 
-def test_packet_in_learns_installs_and_reinjects():
+def test_packet_in_learns_and_installs_without_reinjecting():
+    """The local-miss flow already forwarded the frame: re-injecting would duplicate it."""
     core, _ = connected()
     out = core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, now=1.0)
-    assert out.reinject
+    assert not out.reinject
     adds = flow_mods(out, "add")
     assert len(adds) == 5 and all(pl.cookie_kind(f.cookie) is not None for f in adds)
     again = core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, now=1.1)
-    assert again.reinject and again.mods == []
+    assert not again.reinject and again.mods == []
     assert core.events.counters["learn"] == 1
 
 
@@ -68,11 +70,13 @@ def test_arp_snoop_records_ip_used_in_learning_packets():
     assert src[0].write_metadata == lp.out_port
 
 
-def test_failover_changes_active_admission_flow():
+def test_failover_reorders_the_admission_groups():
     core, _ = connected()
+    assert core.placement.active_uplink == 1
     out = core.port_status("modify", Port(1, "up1", live=False), 1.0)
-    active = [f for f in flow_mods(out) if f.table == pl.TABLE_UPLINK_IN and f.priority == 100]
-    assert dict(active[0].match)["in_port"] == 2
+    groups = {s.group_id: s for o, _, s in out.mods if o == "group"}
+    assert [w for w, _ in groups[pl.admit_group(2, 0)].buckets] == [2]
+    assert groups[pl.admit_group(2, 0)].buckets[0][1] == (("group", pl.FLOOD_GROUP),)
     assert core.events.counters["uplink-down"] == 1
 
 
@@ -146,7 +150,12 @@ def test_deleted_vm_port_removes_its_flows():
     core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
     out = core.port_status("delete", Port(3, "vm1"), 2.0)
     deletes = flow_mods(out, "delete")
-    assert len(deletes) == 5
+    assert len([f for f in deletes if f.table != pl.TABLE_LOCAL_MISS]) == 5
+    # the port's own local-miss flows and meter go too
+    assert {dict(f.match).get("in_port") for f in deletes if f.table == pl.TABLE_LOCAL_MISS} == {3}
+    assert [s.meter_id for o, c, s in out.mods if o == "meter" and c == "delete"] == [
+        pl.port_meter(3)
+    ]
     assert core.entry(MAC1, 0) is None
 
 
@@ -271,24 +280,205 @@ def test_mac_limit_per_port_counts_drops():
     assert core.entry(MAC2, 0) is not None  # other ports unaffected
 
 
-def test_access_port_frames_are_reinjected_untagged():
+def test_access_port_macs_are_learned_on_their_vlan_and_forgotten_on_retag():
     core = BridgeCore(1, ["up*"], access_vlans={"vm1": 10})
     core.connect(ports(), [], [], {}, 0.0)
-    out = core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 10, None, 1.0)
-    assert out.reinject and out.untag
-    out = core.packet_in(pl.KIND_SRC_MISS, 4, MAC2, 0, None, 1.0)
-    assert out.reinject and not out.untag
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 10, None, 1.0)
+    assert core.entry(MAC1, 10) is not None
     # Re-tagging a port in OVSDB forgets its MACs (they belong to another VLAN now).
     core.set_access_vlans({"vm1": 20}, 2.0)
     assert core.entry(MAC1, 10) is None
 
 
-def test_reinjection_is_bounded_for_a_mac_whose_flows_cannot_match():
-    """A frame that keeps missing table 1 after its MAC was learned must not loop."""
+def test_a_learned_mac_that_still_misses_costs_nothing():
+    """A frame that keeps missing table 1 after its MAC was learned makes no mods."""
     core, _ = connected()
-    results = [core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0).reinject for _ in range(10)]
-    assert results == [True, True, True] + [False] * 7
-    assert core.events.counters["packet_in_dropped"] == 7
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    outs = [core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0) for _ in range(10)]
+    assert all(o.mods == [] and not o.reinject for o in outs)
+
+
+def src_flow(core, mac, vlan=0):
+    return next(
+        f
+        for f in core.switch.flows.values()
+        if pl.cookie_kind(f.cookie) == pl.KIND_SRC and dict(f.match)["eth_src"] == mac
+    )
+
+
+def test_the_mac_that_fills_a_port_on_a_vlan_in_use_installs_the_port_full_drop():
+    """Learning on a VLAN already in use skips the bridge-wide flows, but not when the
+    MAC fills its port: otherwise the port keeps forwarding new sources (it did)."""
+    from slb_ryu.core.bridge import Limits
+
+    core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=2))
+    core.connect(ports(), [], [], {}, 0.0)
+    core.packet_in(pl.KIND_SRC_MISS, 4, MAC1, 0, None, 1.0)  # VLAN 0 now in use
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC2, 0, None, 1.0)
+    assert not core.placement.port_full(3)
+    out = core.packet_in(pl.KIND_SRC_MISS, 3, "00:00:00:00:00:03", 0, None, 2.0)
+    assert core.placement.port_full(3)
+    added = [
+        f
+        for f in flow_mods(out, "add")
+        if pl.cookie_kind(f.cookie) == pl.KIND_PORT_FULL and dict(f.match)["in_port"] == 3
+    ]
+    assert len(added) == 1
+    assert core.packet_in(pl.KIND_SRC_MISS, 3, "00:00:00:00:00:04", 0, None, 3.0).mods == []
+    assert core.entry("00:00:00:00:00:04", 0) is None
+
+
+def test_idle_source_flow_forgets_the_mac_its_flows_and_its_port_slot():
+    from slb_ryu.core.bridge import Limits
+
+    core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=1, mac_idle_timeout=30))
+    core.connect(ports(), [], [], {}, 0.0)
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    src = src_flow(core, MAC1)
+    assert src.idle_timeout == 30 and src.flags == pl.FLAG_SEND_FLOW_REM
+    full = [f for f in core.switch.flows.values() if pl.cookie_kind(f.cookie) == pl.KIND_PORT_FULL]
+    assert [dict(f.match)["in_port"] for f in full] == [3]
+    # A delete we caused, or an idle flow of another port, is not aging.
+    assert core.flow_removed(src, "delete", 40.0).mods == []
+    assert core.entry(MAC1, 0) is not None
+    out = core.flow_removed(src, "idle", 40.0)
+    assert core.entry(MAC1, 0) is None and not core.placement.port_full(3)
+    deleted = flow_mods(out, "delete")
+    assert src not in deleted  # the switch already removed it
+    assert len([f for f in deleted if pl.cookie_kind(f.cookie) != pl.KIND_PORT_FULL]) == 4
+    assert any(pl.cookie_kind(f.cookie) == pl.KIND_PORT_FULL for f in deleted)
+    assert core.events.counters["aged"] == 1
+    assert src.key not in core.switch.flows
+
+
+def test_aging_off_means_no_timeout_and_restart_reads_the_timeout_back():
+    from slb_ryu.core.bridge import Limits
+
+    core = BridgeCore(1, ["up*"], limits=Limits(mac_idle_timeout=0))
+    core.connect(ports(), [], [], {}, 0.0)
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    assert src_flow(core, MAC1).idle_timeout == 0
+    # Another timeout configured: the source flow is re-added (MODIFY cannot change it).
+    fresh = BridgeCore(1, ["up*"], limits=Limits(mac_idle_timeout=60))
+    out = fresh.connect(
+        ports(),
+        list(core.switch.groups.values()),
+        list(core.switch.flows.values()),
+        {},
+        5.0,
+        list(core.switch.meters.values()),
+    )
+    mods = [
+        (c, f.idle_timeout)
+        for o, c, f in out.mods
+        if o == "flow" and pl.cookie_kind(f.cookie) == pl.KIND_SRC
+    ]
+    assert mods == [("add", 60)] and fresh.entry(MAC1, 0) is not None
+
+
+def test_guard_hits_are_counted_and_reported_once_per_window():
+    from slb_ryu.core.bridge import Limits
+
+    core = BridgeCore(1, ["up*"], limits=Limits(guard_window=5))
+    core.connect(ports(), [], [], {}, 0.0)
+    outs = [core.packet_in(pl.KIND_GUARD, 3, MAC2, 0, None, 1.0 + i) for i in range(7)]
+    assert core.entry(MAC2, 0) is None and all(o.mods == [] for o in outs)
+    assert core.events.counters["guard_drop"] == 7
+    assert core.events.counters["guard"] == 2  # at 1.0 and 6.0
+    assert [bool(o.warnings) for o in outs] == [True] + [False] * 4 + [True, False]
+    assert "hijack or loop" in outs[0].warnings[0]
+
+
+def test_snooped_ips_are_capped_and_age_and_learning_packets_stay_bounded():
+    from slb_ryu.core.bridge import Limits
+
+    core = BridgeCore(1, ["up*"], limits=Limits(max_ips_per_mac=2, mac_idle_timeout=100))
+    core.connect(ports(), [], [], {}, 0.0)
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    for i in range(50):
+        core.packet_in(pl.KIND_ARP_SNOOP, 3, MAC1, 0, f"10.0.{i}.1", 2.0 + i)
+    assert core.entry(MAC1, 0).ips == {"10.0.0.1", "10.0.1.1"}
+    assert core.events.counters["ip"] == 2 and core.events.counters["ip_limit_drop"] == 48
+    core.packet_in(pl.KIND_ARP_SNOOP, 3, MAC1, 0, "10.0.1.1", 60.0)  # still used
+    core.tick(150.0)
+    assert core.entry(MAC1, 0).ips == {"10.0.1.1"}
+    uplink = core.entry(MAC1, 0).uplink
+    out = core.port_status("modify", Port(uplink, f"up{uplink}", live=False), 151.0)
+    assert [lp.ips for lp in out.learning] == [("10.0.1.1",)]
+
+
+def test_an_ip_a_fabric_host_claimed_is_never_snooped_for_a_vm():
+    """The poisoning ARP: a VM ARPs with a remote host's address. The datapath marks the
+    packet-in (reg1) when a fabric host ARPed from that address lately."""
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    core.packet_in(pl.KIND_ARP_SNOOP, 3, MAC1, 0, "10.0.0.1", 2.0)
+    for t in range(5):
+        core.packet_in(pl.KIND_ARP_SNOOP, 3, MAC1, 0, "10.0.0.99", 3.0 + t, claimed=True)
+    core.packet_in(pl.KIND_ARP_SNOOP, 3, MAC1, 0, "10.0.0.1", 9.0, claimed=True)
+    assert core.entry(MAC1, 0).ips == set()
+    assert core.events.counters["ip_claimed"] == 6
+    assert core.events.counters["ip-claimed"] == 2  # one event per MAC per window
+    uplink = core.entry(MAC1, 0).uplink
+    out = core.port_status("modify", Port(uplink, f"up{uplink}", live=False), 10.0)
+    assert [lp.ips for lp in out.learning] == [()]  # a RARP, no gratuitous ARP
+
+
+def test_meters_per_local_port_on_every_controller_bound_flow():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    assert set(core.switch.meters) == {pl.port_meter(p) for p in (3, 4, OFPP_LOCAL)}
+    for flow in core.switch.flows.values():
+        to_controller = [a for a in flow.actions if a[0] in ("controller", "controller_meter")]
+        if not to_controller:
+            continue
+        in_port = dict(flow.match).get("in_port", 3)
+        want = pl.port_meter(in_port)
+        got = flow.meter if to_controller[0][0] == "controller" else to_controller[0][2]
+        assert got == want, flow
+
+
+def test_port_security_learns_only_the_attached_mac():
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 1.0)
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC2, 0, None, 1.0)
+    out = core.set_attached_macs({"vm1": MAC2.upper(), "vm2": "not-a-mac"}, 2.0)
+    assert core.entry(MAC1, 0) is None and core.entry(MAC2, 0) is not None
+    assert core.placement.attached_macs == {3: MAC2}
+    assert core.events.counters["attached_mac_invalid"] == 1
+    miss = [f for f in flow_mods(out) if f.table == pl.TABLE_LOCAL_MISS]
+    assert {(f.priority, pl.cookie_kind(f.cookie)) for f in miss} >= {
+        (100, pl.KIND_SRC_MISS),
+        (90, pl.KIND_PORT_SECURITY),
+    }
+    learn = next(f for f in miss if f.priority == 100)
+    assert dict(learn.match) == {"in_port": 3, "eth_src": MAC2}
+    assert core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, None, 3.0).mods == []
+    core.packet_in(pl.KIND_PORT_SECURITY, 3, MAC1, 0, None, 3.0)
+    assert core.entry(MAC1, 0) is None and core.events.counters["port_security_drop"] == 2
+    assert core.set_attached_macs({"vm1": MAC2}, 4.0).mods == []  # unchanged: nothing
+
+
+def test_a_new_vms_own_garp_echo_is_not_a_migration():
+    """The local-miss flow forwards a new VM's GARP itself; when it comes back through
+    the other switch after the flows are in, the grat-ARP lock must already hold."""
+    core, _ = connected()
+    core.packet_in(pl.KIND_SRC_MISS, 3, MAC1, 0, "10.0.0.1", 1.0, garp=True)
+    core.packet_in(pl.KIND_MIGRATION, 2, MAC1, 0, "10.0.0.1", 1.01, garp=True)
+    assert core.entry(MAC1, 0) is not None
+    assert core.events.counters["garp_lock_ignored"] == 1
+
+
+def test_a_guarded_announcement_is_a_migration_in_anything_else_is_refused():
+    core, _ = connected()
+    out = core.packet_in(pl.KIND_GUARD_ANNOUNCE, 3, MAC1, 0, "10.0.0.9", 1.0)
+    assert core.entry(MAC1, 0) is None and core.events.counters["guard_drop"] == 1
+    out = core.packet_in(pl.KIND_GUARD_ANNOUNCE, 3, MAC1, 0, "10.0.0.9", 2.0, garp=True)
+    assert core.entry(MAC1, 0) is not None and out.reinject and not out.untag
+    assert core.events.counters["migrated-in"] == 1 and flow_mods(out, "add")
+    # its echo from the fabric is the grat-ARP lock's, not a migration away
+    core.packet_in(pl.KIND_MIGRATION, 1, MAC1, 0, "10.0.0.9", 2.1, garp=True)
+    assert core.entry(MAC1, 0) is not None
 
 
 def test_drain_moves_macs_off_leaves_ff_groups_and_broadcast_role_then_undrain():

@@ -70,7 +70,7 @@ def test_small_batches_stay_inline_even_with_a_backlog():
     core.port_status("modify", Port(1, "up1", live=False), 2.0)
     assert core.backlog
     out = core.packet_in(pl.KIND_SRC_MISS, 3, "02:aa:00:00:00:01", 0, None, now=2.1)
-    assert out.reinject and len(flows(out)) == 5  # a new MAC never waits behind a failover
+    assert len(flows(out)) == 5  # a new MAC's flows never wait behind a failover
 
 
 def test_deferred_work_follows_later_changes():

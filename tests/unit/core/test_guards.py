@@ -27,3 +27,11 @@ def test_announce_lock_expires():
     assert not lock.locked(key, 15.0)
     lock.forget(key)
     assert not lock.locked(key, 11.0)
+
+
+def test_announce_lock_prunes_expired_keys():
+    lock = AnnounceLock(5.0)
+    for i in range(100):
+        lock.announce(i, float(i))
+    lock.prune(100.0)
+    assert len(lock) == 4 and lock.locked(99, 100.0) and not lock.locked(90, 100.0)

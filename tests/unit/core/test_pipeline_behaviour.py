@@ -15,10 +15,12 @@ import collections
 from dataclasses import dataclass
 from functools import cached_property
 
+import pytest
 from fakeoftable import ETH_TYPE_ARP, ETH_TYPE_IPV4, FakeOFTable, Frame, Result
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from slb_ryu.core import pipeline
 from slb_ryu.core.placement import OFPP_LOCAL, REASON_MANUAL, BridgePlacement, Port
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -233,8 +235,16 @@ def failover_uplink(bp: BridgePlacement, live: frozenset[int], pinned: int) -> i
     """The pinned uplink if it can carry traffic, else the first live one in port order;
     held uplinks never carry traffic; None when nothing can reach the fabric."""
     order = [pinned] + [p.port_no for p in bp.uplinks if p.port_no != pinned]
-    usable = [n for n in order if n in live and bp.is_uplink(n) and not bp.ports[n].held]
+    usable = [n for n in order if n in live and bp.is_uplink(n) and not bp.ports[n].withdrawn]
     return usable[0] if usable else None
+
+
+def admitting_uplink(case: Case) -> int | None:
+    """The uplink whose fabric broadcast the datapath accepts: the first of
+    `admit_order` (the active uplink, then the other usable ones) whose link the
+    datapath sees up. Without the controller, that is how the role moves on failure."""
+    live = case.scenario.live
+    return next((u for u in pipeline.admit_order(case.bridge) if u in live), None)
 
 
 def local_entry(case: Case):
@@ -298,7 +308,7 @@ def test_c_broadcast_reaches_each_local_port_of_its_vlan_once_never_its_ingress(
     assert max(collections.Counter(ports).values(), default=0) <= 1, ports
     vlan = ingress_vlan(case)
     from_local = local_entry(case) is not None
-    from_active = case.in_port == case.bridge.active_uplink
+    from_active = case.in_port == admitting_uplink(case)
     reflected = (case.frame.eth_src, vlan) in case.bridge.macs
     if pinned_to_deleted_uplink(case):
         return  # only with no uplink at all (nothing to re-pin to): nothing to flood by
@@ -330,7 +340,9 @@ def held_example() -> Case:
 @given(cases(ingress=("local",), src=("learned",), dst=("remote", "flood")))
 def test_d_local_frame_to_the_fabric_leaves_by_exactly_its_uplink_or_the_failover(case):
     assert_kept_in_vlan(case)
-    snoop = [p for p in case.result.punts if not p.metered]
+    # ARP from a learned source: one copy to the controller (IP snooping) through the
+    # port's meter (only the copy is metered, never the frame itself); nothing else.
+    snoop = [p for p in case.result.punts if p.metered]
     assert len(snoop) == (case.frame.eth_type == ETH_TYPE_ARP) == len(case.result.punts)
     if pinned_to_deleted_uplink(case):
         return  # only with no uplink at all (nothing to re-pin to)
@@ -341,9 +353,9 @@ def test_d_local_frame_to_the_fabric_leaves_by_exactly_its_uplink_or_the_failove
 
 @SETTINGS
 @given(cases(ingress=("uplink",), src=("unlearned",), dst=("flood", "remote")))
-def test_e_fabric_flood_is_accepted_on_the_active_uplink_only(case):
+def test_e_fabric_flood_is_accepted_on_the_admitting_uplink_only(case):
     vlan = ingress_vlan(case)
-    if case.in_port != case.bridge.active_uplink:
+    if case.in_port != admitting_uplink(case):
         assert case.result.dropped, case.result
     else:
         assert set(case.result.ports) == flood_members(case.bridge, vlan), case.result
@@ -374,14 +386,23 @@ def test_g_local_to_local_unicast_never_leaves_the_host(case):
 
 @SETTINGS
 @given(cases(ingress=("local",), src=("unlearned",), dst=("flood", "remote", "local")))
-def test_h_unlearned_local_source_goes_to_the_controller_metered_and_nowhere_else(case):
+def test_h_unlearned_local_source_is_copied_to_the_controller_and_forwarded_via_the_active_uplink(
+    case,
+):
+    """A new MAC gets connectivity from the datapath alone (controller down or slow): it
+    leaves, if at all, by the active uplink's fast-failover choice, never by another
+    uplink; one copy goes to the controller through the port's meter, to learn it."""
     vlan = ingress_vlan(case)
     if vlan is None:
         assert case.result.dropped  # a tagged frame on an access port
         return
-    assert case.result.outputs == [], case.result
     [punt] = case.result.punts
     assert punt.metered and punt.frame == case.frame.tagged(vlan or None)
+    active = case.bridge.active_uplink
+    want = None if active is None else failover_uplink(case.bridge, case.scenario.live, active)
+    assert set(uplink_outputs(case)) <= ({want} if want is not None else set()), case.result
+    assert len(uplink_outputs(case)) <= 1
+    assert_kept_in_vlan(case)
 
 
 # ---- a bug hypothesis found (fixed in placement.repair) ----------------------------------
@@ -412,3 +433,14 @@ def test_d_mac_pinned_to_a_deleted_uplink_fails_over_in_the_datapath():
     """Uplink 2 came back and the datapath knows before the controller: use it at once."""
     case = deleted_uplink_case(UNKNOWN, flipped=frozenset({2}))
     assert uplink_outputs(case) == [2], case.result
+
+
+@pytest.mark.parametrize("source", ["01:00:5e:00:00:42", BROADCAST])
+@pytest.mark.parametrize("in_port", [10, 1])  # a local port, an uplink
+def test_a_frame_from_a_group_address_is_dropped_in_table_0(source, in_port):
+    """No station sends from a multicast/broadcast address: the datapath drops it before
+    anything (it forwards unknown local sources itself now, so it must not forward this)."""
+    scenario = Scenario(2, ((10, 0), (11, 0)), (("learn", 1, 0, 0),))
+    result = scenario.table.process(in_port, Frame(source, UNKNOWN), scenario.live)
+    assert result.dropped and not result.to_in_port, result
+    assert [(f.table, f.priority) for f in result.trace] == [(pipeline.TABLE_CLASSIFY, 200)]

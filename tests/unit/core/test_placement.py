@@ -166,14 +166,29 @@ def test_recover_adopts_valid_entries_only():
 def test_learn_ip_and_normalise_mac():
     bp = bridge()
     bp.learn(mac(1), 0, 3, 1.0)
-    assert bp.learn_ip(mac(1), 0, "10.0.0.5")
-    assert not bp.learn_ip(mac(1), 0, "10.0.0.5")
-    assert not bp.learn_ip(mac(1), 0, "0.0.0.0")
-    assert not bp.learn_ip(mac(7), 0, "10.0.0.7")
+    assert bp.learn_ip(mac(1), 0, "10.0.0.5", 1.0) == "new"
+    assert bp.learn_ip(mac(1), 0, "10.0.0.5", 2.0) == "seen"
+    assert bp.learn_ip(mac(1), 0, "0.0.0.0") == "ignored"
+    assert bp.learn_ip(mac(7), 0, "10.0.0.7") == "ignored"
     assert normalise_mac("00-AA-bb-CC-dd-EE") == "00:aa:bb:cc:dd:ee"
     for bad in ("", "00:11", "zz:00:00:00:00:00", "000:00:00:00:00:00"):
         with pytest.raises(ValueError):
             normalise_mac(bad)
+
+
+def test_snooped_ips_are_capped_and_age_by_last_use():
+    bp = bridge()
+    bp.max_ips_per_mac = 2
+    bp.learn(mac(1), 0, 3, 0.0)
+    assert [bp.learn_ip(mac(1), 0, f"10.0.0.{i}", float(i)) for i in (1, 2, 3)] == [
+        "new",
+        "new",
+        "full",
+    ]
+    bp.learn_ip(mac(1), 0, "10.0.0.1", 50.0)
+    assert bp.age_ips(60.0, 30.0) == [(mac(1), 0, "10.0.0.2")]
+    assert bp.macs[(mac(1), 0)].ips == {"10.0.0.1"}
+    assert bp.learn_ip(mac(1), 0, "10.0.0.3", 61.0) == "new"
 
 
 def test_learned_vlans_follow_learn_forget_and_recover():

@@ -206,7 +206,8 @@ def test_probing_adds_its_flows_and_meter_and_probes_every_live_uplink():
         fields = dict(f.match)
         assert fields["eth_dst"] == probe_mac(1, fields["in_port"]) and fields["arp_op"] == 2
         assert f.meter == pl.PROBE_METER_ID
-    assert {s.meter_id for o, _, s in out.mods if o == "meter"} == {pl.METER_ID, pl.PROBE_METER_ID}
+    ports = {pl.port_meter(p.port_no) for p in core.placement.local_ports}
+    assert {s.meter_id for o, _, s in out.mods if o == "meter"} == ports | {pl.PROBE_METER_ID}
     _, requests = core.probe_round(1.0)
     assert [(r.port_no, r.src_mac, r.target) for r in requests] == [
         (1, probe_mac(1, 1), GW),
@@ -218,7 +219,8 @@ def test_no_probe_flows_or_meter_when_probing_is_off():
     core = BridgeCore(1, ["up*"])
     out = core.connect([Port(1, "up1"), Port(2, "up2"), Port(3, "vm1")], [], [], {}, 0.0)
     assert all(pl.cookie_kind(s.cookie) != pl.KIND_PROBE for o, _, s in out.mods if o == "flow")
-    assert {s.meter_id for o, _, s in out.mods if o == "meter"} == {pl.METER_ID}
+    ports = {pl.port_meter(p.port_no) for p in core.placement.local_ports}
+    assert {s.meter_id for o, _, s in out.mods if o == "meter"} == ports
     out, requests = core.probe_round(1.0)
     assert requests == [] and out.mods == []
 

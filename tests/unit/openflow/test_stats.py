@@ -42,7 +42,8 @@ def entry(spec, byte_count, sec, nsec):
     length = ofp.OFP_FLOW_STATS_0_SIZE + len(body)
     head = struct.pack(
         ofp.OFP_FLOW_STATS_0_PACK_STR,
-        length, spec.table, sec, nsec, spec.priority, 0, 0, 0, spec.cookie, 7, byte_count,
+        length, spec.table, sec, nsec, spec.priority, spec.idle_timeout, 0, spec.flags,
+        spec.cookie, 7, byte_count,
     )  # fmt: skip
     assert match_len % 8 == 0
     return head + bytes(body)
