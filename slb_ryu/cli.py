@@ -187,6 +187,7 @@ def format_uplinks(rows: list[dict]) -> str:
                     "RX LOAD",
                     "TX BYTES",
                     "RX BYTES",
+                    "LAST REPLY",
                 ],
                 [
                     [
@@ -203,6 +204,8 @@ def format_uplinks(rows: list[dict]) -> str:
                         human_rate(r.get("rx_bytes_per_s", r.get("rx_bps", 0))),
                         human_bytes(r.get("tx_bytes", 0)),
                         human_bytes(r.get("rx_bytes", 0)),
+                        # Path probing: age of the last probe reply through it.
+                        human_age(r["last_reply"]) + " ago" if r.get("last_reply") else "",
                     ]
                     for r in ups
                 ],

@@ -6,6 +6,7 @@ import io
 import json
 import socket
 import threading
+import time
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
@@ -76,6 +77,8 @@ def test_uplinks_table_like_bond_show(server):
         "BYTES",
         "RX",
         "BYTES",
+        "LAST",
+        "REPLY",
     ]
     eth1 = next(ln for ln in lines if ln.startswith("hv1-eth1"))
     assert "up" in eth1 and "active" in eth1 and "10 Gb/s" in eth1 and "3.0 MiB" in eth1
@@ -92,6 +95,18 @@ def test_uplinks_table_shows_a_held_uplink_as_up_but_not_usable(server):
     rows = {ln.split()[0]: ln.split()[:6] for ln in out.splitlines()[2:] if ln.strip()}
     assert rows["hv1-eth2"] == ["hv1-eth2", "2", "up", "off", "held", "NO"]
     assert rows["hv1-eth1"] == ["hv1-eth1", "1", "up", "off", "yes", "active"]
+
+
+def test_uplinks_table_shows_the_path_and_the_age_of_the_last_probe_reply(server):
+    app, url = server()
+    port = app.bridges[1].placement.ports[1]
+    port.path, port.last_reply = "up", time.time() - 3
+    code, out = ctl(url, "uplinks", "--bridge", "hv1")
+    assert code == 0
+    eth1 = next(ln.split() for ln in out.splitlines() if ln.startswith("hv1-eth1"))
+    assert eth1[3] == "up" and eth1[-2:] in (["3s", "ago"], ["4s", "ago"])
+    eth2 = next(ln.split() for ln in out.splitlines() if ln.startswith("hv1-eth2"))
+    assert eth2[3] == "off" and eth2[-1] != "ago"  # no reply yet: the cell is empty
 
 
 def test_version(capsys):
