@@ -181,7 +181,8 @@ def test_probing_cost_does_not_grow_with_vlans(net, case):
         print(
             f"[{case}] controller over {elapsed:.1f} s: probes sent {sent / elapsed:.1f}/s, "
             f"replies {replies / elapsed:.1f}/s, all packet-ins {punted / elapsed:.1f}/s; "
-            f"meter {pipeline.PROBE_METER_ID} (rate {meter_pps} pps): {meter_in / elapsed:.1f} packets/s in, "
+            f"meter {pipeline.PROBE_METER_ID} (rate {meter_pps} pps): "
+            f"{meter_in / elapsed:.1f} packets/s in, "
             f"{meter_drop} dropped"
         )
         reply_bound = len(UPLINKS) * bound
