@@ -35,6 +35,18 @@ same 4 iperf3 flows. Reported: aggregate throughput (12 Mbit/s at most), what ea
 carried over the same window (tx counters), VMs on the slow uplink at the end, Jain's
 fairness index over the 4 flows' rates, MAC moves. No failover measurement here.
 
+Third scenario, *saturation* (issue 12; only with ``--scenario saturation``): uplinks of 10
+and 2 Mbit/s shaped by TBF (50 ms of queue) instead of htb, 8 VMs, one CUBIC flow each to
+r1 for 90 s (quick: 45), split 4 + 4 before the traffic (ours: REST moves; OVS:
+``bond/migrate``), a split that looks balanced in bytes once both links are full. Reported:
+Jain's index over the flows' last 20 s (quick: 10), the slowest and fastest flow, VMs on
+the slow uplink at start and end, MAC moves (bench/live-saturation.json).
+
+``--ovs-model`` checks bench/ovs_slb.py against this OVS: an uplink coming back to a bond
+whose buckets all sit on the other member (constant UDP, 1..8 Mbit/s per VM, stopped
+before the return); the buckets OVS shifts at its next run against what the model decides
+from the loads ``bond/show`` reported just before it.
+
 Each system runs twice per scenario (ours, OVS, ours, OVS; quick: once); the tables show
 the median and each run.
 
@@ -43,6 +55,8 @@ the median and each run.
     .venv/bin/python bench/live.py --quick    # smoke run (~1.5 min, iperf3 -t 10, 1 run each):
                                               # tables only
     .venv/bin/python bench/live.py --only ovs # one system; --scenario mixed: one scenario
+    .venv/bin/python bench/live.py --scenario saturation   # ~3.5 min (2 systems x 1 run)
+    .venv/bin/python bench/live.py --ovs-model             # ~20 s: model vs live bond
 
 Root, Open vSwitch (userspace datapath) and the project venv are needed (``make setup``).
 Nothing here runs ``mn -c``: each network is stopped with ``testbed.stop_network`` (by
