@@ -35,6 +35,18 @@ same 4 iperf3 flows. Reported: aggregate throughput (12 Mbit/s at most), what ea
 carried over the same window (tx counters), VMs on the slow uplink at the end, Jain's
 fairness index over the 4 flows' rates, MAC moves. No failover measurement here.
 
+Third scenario, *saturation* (issue 12; only with ``--scenario saturation``): uplinks of 10
+and 2 Mbit/s shaped by TBF (50 ms of queue) instead of htb, 8 VMs, one CUBIC flow each to
+r1 for 90 s (quick: 45), split 4 + 4 before the traffic (ours: REST moves; OVS:
+``bond/migrate``), a split that looks balanced in bytes once both links are full. Reported:
+Jain's index over the flows' last 20 s (quick: 10), the slowest and fastest flow, VMs on
+the slow uplink at start and end, MAC moves (bench/live-saturation.json).
+
+``--ovs-model`` checks bench/ovs_slb.py against this OVS: an uplink coming back to a bond
+whose buckets all sit on the other member (constant UDP, 1..8 Mbit/s per VM, stopped
+before the return); the buckets OVS shifts at its next run against what the model decides
+from the loads ``bond/show`` reported just before it.
+
 Each system runs twice per scenario (ours, OVS, ours, OVS; quick: once); the tables show
 the median and each run.
 
@@ -43,6 +55,8 @@ the median and each run.
     .venv/bin/python bench/live.py --quick    # smoke run (~1.5 min, iperf3 -t 10, 1 run each):
                                               # tables only
     .venv/bin/python bench/live.py --only ovs # one system; --scenario mixed: one scenario
+    .venv/bin/python bench/live.py --scenario saturation   # ~3.5 min (2 systems x 1 run)
+    .venv/bin/python bench/live.py --ovs-model             # ~20 s: model vs live bond
 
 Root, Open vSwitch (userspace datapath) and the project venv are needed (``make setup``).
 Nothing here runs ``mn -c``: each network is stopped with ``testbed.stop_network`` (by
@@ -98,8 +112,21 @@ MIXED_TOPO = dict(TOPO, uplink_bw=MIXED_BW)
 MIXED_SPEEDS = ", ".join(f"{u}:{bw}" for u, bw in zip(UPLINKS, MIXED_BW, strict=True))
 MIXED_CONFIG = CONFIG + f"uplink_speeds = {MIXED_SPEEDS}\n"
 SLOW = UPLINKS[MIXED_BW.index(min(MIXED_BW))]
-SCENARIOS = {"equal": "all VMs start on uplink 1", "mixed": "mixed speeds"}
+SCENARIOS = {
+    "equal": "all VMs start on uplink 1",
+    "mixed": "mixed speeds",
+    "saturation": "both uplinks full, 8 VMs split 4 + 4",
+}
+DEFAULT_SCENARIOS = ("equal", "mixed")  # saturation (3+ min per system) only when asked
 POLL_EVERY = 4  # mixed: placement and loads every 4 samples (2 s), for the JSON
+
+# Saturation (issue 12; tests/integration/test_saturation.py is the same case): uplinks of
+# 10 and 2 Mbit/s shaped by TBF (50 ms of queue) on both ends, 8 VMs each sending one
+# CUBIC flow to r1, split 4 + 4 before the traffic (ours: REST moves; OVS: bond/migrate),
+# a split that looks balanced in bytes once both links are full.
+SAT_VMS = [PREFIX + "v1%d" % k for k in range(1, 9)]
+SAT_TOPO = dict(TOPO, vms_per_hv=len(SAT_VMS), uplink_bw=None)
+SAT_QUEUE_MS = 50
 
 
 class Quick:
@@ -108,8 +135,9 @@ class Quick:
     pings = 300
     down_after_s = 1.0
     runs = 1
-    run_s = {"equal": 45, "mixed": 35}  # typical length of one system's run, to plan
+    run_s = {"equal": 45, "mixed": 35, "saturation": 75}  # one system's run, to plan
     budget_s = 150  # a hard stop (the run in progress fails); ~90 s is typical
+    sat_s, sat_tail_s = 45, 10  # saturation: iperf3 -t, Jain over the last tail_s
 
 
 class Full:
@@ -118,8 +146,9 @@ class Full:
     pings = 500
     down_after_s = 1.5
     runs = 2
-    run_s = {"equal": 60, "mixed": 50}
+    run_s = {"equal": 60, "mixed": 50, "saturation": 125}
     budget_s = 360  # ~5 min 10 s is typical
+    sat_s, sat_tail_s = 90, 20
 
 
 class BudgetExceeded(Exception):  # noqa: N818
@@ -196,7 +225,7 @@ def htb_rate_mbps(ifname: str) -> float | None:
     return float(m.group(1)) * {"": 1e-6, "K": 1e-3, "M": 1.0, "G": 1e3}[m.group(2)]
 
 
-def make_ovs_bond(net) -> None:
+def make_ovs_bond(net, htb: bool = True) -> None:
     """Turn the (secure, controller-less, hence forwarding nothing) hv bridge into a
     standalone bridge whose two uplinks are one balance-slb bond, in one transaction:
     there is never a moment where it bridges two plain uplinks (a loop).
@@ -214,6 +243,8 @@ def make_ovs_bond(net) -> None:
         timeout=15,
     )
     tb.wait_until(lambda: set(bond_state()["enabled"]) == set(UPLINKS), timeout=10, desc="bond up")
+    if not htb:
+        return  # shaped by the caller, after this (saturation: TBF)
     hv = net.get(HV)
 
     def reapplied():
@@ -253,6 +284,7 @@ class System:
     """What differs between the two systems: setup, link state, placement, moves."""
 
     name = ""
+    vms = VMS
 
     def start(self):
         raise NotImplementedError
@@ -283,8 +315,8 @@ class System:
 class Ours(System):
     name = "ours"
 
-    def __init__(self, topo: dict = TOPO, config: str = CONFIG):
-        self.topo, self.config = topo, config
+    def __init__(self, topo: dict = TOPO, config: str = CONFIG, vms: list[str] = VMS):
+        self.topo, self.config, self.vms = topo, config, vms
         self.ctl = None
         self.net = None
         self.events_since = 0
@@ -308,7 +340,7 @@ class Ours(System):
 
     def placement(self, net):
         rows = {r["mac"]: r["uplink"] for r in self.ctl.get_json("/slb/v1/placement")}
-        return {vm: rows.get(net.get(vm).MAC()) for vm in VMS}
+        return {vm: rows.get(net.get(vm).MAC()) for vm in self.vms}
 
     def mark(self):
         events = self.ctl.get_json("/slb/v1/events")
@@ -339,8 +371,8 @@ class Ours(System):
 class Ovs(System):
     name = "ovs"
 
-    def __init__(self, topo: dict = TOPO):
-        self.topo = topo
+    def __init__(self, topo: dict = TOPO, vms: list[str] = VMS):
+        self.topo, self.vms = topo, vms
         self.net = None
         self.log_offset = -1
         self.buckets: dict[str, int] = {}
@@ -349,7 +381,7 @@ class Ovs(System):
         # The hv bridge comes up as chassis.py makes it (secure, OpenFlow 1.3, pointing at
         # OF_PORT where nothing listens now: it forwards nothing), then becomes the bond.
         self.net = tb.start_network(controller_port=OF_PORT, **self.topo)
-        make_ovs_bond(self.net)
+        make_ovs_bond(self.net, htb=bool(self.topo.get("uplink_bw")))
         return self.net
 
     def uplink_live(self, uplink):
@@ -361,7 +393,7 @@ class Ovs(System):
         burst from the VM grows."""
         state = bond_state()
         out = {}
-        for vm in VMS:
+        for vm in self.vms:
             member = state["hashes"].get(bond_bucket(net.get(vm).MAC(), state["basis"]))
             out[vm] = member or probe_uplink(net, vm)
         return out
@@ -386,7 +418,7 @@ class Ovs(System):
         bucket; a bucket that carried under 1 kB is not listed (None)."""
         state = bond_state()
         if not self.buckets:
-            self.buckets = {vm: bond_bucket(net.get(vm).MAC(), state["basis"]) for vm in VMS}
+            self.buckets = {vm: bond_bucket(net.get(vm).MAC(), state["basis"]) for vm in self.vms}
         return {
             "placement": {vm: state["hashes"].get(b) for vm, b in self.buckets.items()},
             "bucket_kb": {vm: state["loads_kb"].get(b) for vm, b in self.buckets.items()},
@@ -450,26 +482,40 @@ def run_traffic(net, system: System, mode, settle: bool = True) -> dict:
     }
 
 
-def iperf_flows(net, system: System, mode, poll: bool = False) -> dict:
-    """iperf3 from each VM to a remote (4 TCP flows, -t mode.iperf_s), the uplinks' tx
-    counters sampled every 0.5 s meanwhile; with poll, system.snapshot() every 2 s."""
+def iperf_flows(
+    net,
+    system: System,
+    mode,
+    poll: bool = False,
+    remotes: list[str] = REMOTES,
+    seconds: int | None = None,
+    window: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """iperf3 from each of system.vms to a remote (alternating over `remotes`; -t seconds,
+    default mode.iperf_s; `extra` iperf3 options), the uplinks' tx counters sampled every
+    0.5 s meanwhile; with poll, system.snapshot() every 2 s. Flow rates: mean of the last
+    `window` s (default mode.window_s)."""
+    vms = system.vms
+    seconds = seconds or mode.iperf_s
+    window = window or mode.window_s
     servers, clients = [], []
-    for i in range(len(VMS)):
-        remote = net.get(REMOTES[i % 2])
+    for i in range(len(vms)):
+        remote = net.get(remotes[i % len(remotes)])
         servers.append(remote.popen(["iperf3", "-s", "-1", "-p", str(5201 + i)]))
     time.sleep(1.0)
     system.mark()
     t0, wall0 = time.monotonic(), time.time()
-    for i, name in enumerate(VMS):
-        remote = net.get(REMOTES[i % 2])
-        cmd = ["iperf3", "-c", remote.IP(), "-p", str(5201 + i), "-t", str(mode.iperf_s)]
+    for i, name in enumerate(vms):
+        remote = net.get(remotes[i % len(remotes)])
+        cmd = ["iperf3", "-c", remote.IP(), "-p", str(5201 + i), "-t", str(seconds), *extra]
         clients.append(net.get(name).popen(cmd + ["-J", "-i", "1"]))
     series = []  # (t, [Mbit/s per uplink])
     timeline = []  # (t, system.snapshot())
     both_at = None
     try:
         last_t, last = time.monotonic(), [tx_bytes(u) for u in UPLINKS]
-        deadline = t0 + mode.iperf_s + 15
+        deadline = t0 + seconds + 15
         while any(c.poll() is None for c in clients) and time.monotonic() < deadline:
             time.sleep(SAMPLE - (time.monotonic() - last_t) % SAMPLE)
             now, cur = time.monotonic(), [tx_bytes(u) for u in UPLINKS]
@@ -487,17 +533,17 @@ def iperf_flows(net, system: System, mode, poll: bool = False) -> dict:
             try:
                 results.append(json.loads(out))
             except ValueError:
-                raise tb.TestbedError(f"iperf3 from {VMS[i]}: no JSON: {out[-300:]!r}") from None
+                raise tb.TestbedError(f"iperf3 from {vms[i]}: no JSON: {out[-300:]!r}") from None
     finally:
         for p in clients + servers:
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=5)
     flows, per_second = [], []
-    for name, res in zip(VMS, results, strict=True):
+    for name, res in zip(vms, results, strict=True):
         if "error" in res:
             raise tb.TestbedError(f"iperf3 from {name}: {res['error']}")
-        intervals = res["intervals"][-mode.window_s :]
+        intervals = res["intervals"][-window:]
         flows.append(sum(i["sum"]["bits_per_second"] for i in intervals) / len(intervals) / 1e6)
         per_second.append([round(i["sum"]["bits_per_second"] / 1e6, 2) for i in res["intervals"]])
     moves = system.moves()
@@ -575,6 +621,204 @@ def run_mixed(net, system: System, mode, settle: bool = True) -> dict:
     }
 
 
+def shape_tbf(uplinks: list[str] = UPLINKS, mbps: list[int] = MIXED_BW) -> list[str]:
+    """TBF (rate, 15 kB burst, SAT_QUEUE_MS of queue) on both ends of each uplink."""
+    shaped = []
+    for uplink, rate in zip(uplinks, mbps, strict=True):
+        for ifname in (uplink, far_end(uplink)):
+            tb.sh(
+                ["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", f"{rate}mbit"]
+                + ["burst", "15k", "latency", f"{SAT_QUEUE_MS}ms"]
+            )
+            shaped.append(ifname)
+    return shaped
+
+
+def split_four_four(net, system: System) -> None:
+    """The first half of the VMs on uplink 1, the rest on uplink 2 (not pinned)."""
+    half = len(system.vms) // 2
+    want = {vm: UPLINKS[0] if i < half else UPLINKS[1] for i, vm in enumerate(system.vms)}
+    if isinstance(system, Ours):
+        for vm, uplink in want.items():
+            mac = net.get(vm).MAC()
+            code, body = system.ctl.request(
+                "POST", f"/slb/v1/placement/{mac}/move", {"uplink": uplink}
+            )
+            if code != 200:
+                raise tb.TestbedError(f"move {vm} to {uplink}: {code} {body}")
+        return
+    basis = bond_state()["basis"]
+    for vm, uplink in want.items():  # a VM sharing another's bucket follows the later one
+        bucket = bond_bucket(net.get(vm).MAC(), basis)
+        tb.sh(["ovs-appctl", "--timeout=5", "bond/migrate", BOND, str(bucket), uplink])
+
+
+def run_saturation(net, system: System, mode) -> dict:
+    """The saturation scenario: 8 VMs split 4 + 4 over 10 + 2 Mbit/s, one flow each to r1."""
+    shaped = shape_tbf()
+    r1 = net.get(REMOTES[0])
+    for name in system.vms:
+        tb.wait_until(
+            lambda n=name: tb.ping(net.get(n), r1), timeout=10, desc=f"{name} to reach r1"
+        )
+    split_four_four(net, system)
+    start = system.placement(net)
+    log(f"{system.name}: placement before traffic {start}")
+    time.sleep(REBALANCE + 0.5)  # as in the other scenarios: one dwell before the traffic
+    flows = iperf_flows(
+        net,
+        system,
+        mode,
+        poll=True,
+        remotes=REMOTES[:1],
+        seconds=mode.sat_s,
+        window=mode.sat_tail_s,
+        extra=("-C", "cubic"),
+    )
+    end = system.placement(net)
+    missing = [i for i in shaped if "qdisc tbf " not in tb.sh(["tc", "qdisc", "show", "dev", i])]
+    if missing:
+        raise tb.TestbedError(f"TBF gone from {missing} (the rates are not shaped)")
+    log(
+        f"{system.name}: placement after traffic {end}, moves at {flows['move_at_s']} s, "
+        f"flows {flows['flow_mbps']} Mbit/s"
+    )
+    slow_end = sum(u == SLOW for u in end.values())
+    return {
+        "vms": system.vms,
+        "start_placement": start,
+        "end_placement": end,
+        "slow_vms_start": sum(u == SLOW for u in start.values()),
+        "slow_vms_end": slow_end,
+        "aggregate_mbps": flows["aggregate_mbps"],
+        "flow_mbps": flows["flow_mbps"],
+        "jain": jain(flows["flow_mbps"]),
+        "moves": flows["moves"],
+        "move_at_s": flows["move_at_s"],
+        "series": flows["series"],
+        "flow_series": flows["flow_series"],
+        "timeline": flows["timeline"],
+    }
+
+
+# ---------------------------------------------------------------------------
+# bench/ovs_slb.py (the OVS 3.x model) against a live OVS 3.1 balance-slb bond
+
+MODEL_VMS = SAT_VMS
+MODEL_TOPO = dict(TOPO, vms_per_hv=len(MODEL_VMS), uplink_bw=None)
+MODEL_UDP_MBPS = [1, 2, 3, 4, 5, 6, 7, 8]  # per VM, constant: distinct bucket loads
+_SHIFT_RE = re.compile(r"^([^|]+)\|.*shift (\d+)kB of load \(with hash (\d+)\) from (\S+) to (\S+)")
+
+
+def bond_snapshot() -> dict:
+    """bond_state() with the wall-clock time it was read."""
+    return dict(bond_state(), at=time.time())
+
+
+def run_ovs_model_check() -> dict:
+    """An uplink coming back: every bucket on member 1 (member 2's far end down while the
+    VMs send constant UDP, 1..8 Mbit/s), traffic stopped (loads then only halve), member 2
+    back; the buckets OVS shifts at its next rebalance against what `OvsSlbBond` predicts
+    from the loads `bond/show` reported just before that run."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from ovs_slb import OvsSlbBond
+
+    system = Ovs(MODEL_TOPO, MODEL_VMS)
+    net = system.start()
+    try:
+        far2 = far_end(UPLINKS[1])
+        set_link(far2, "down")
+        tb.wait_until(lambda: not system.uplink_live(UPLINKS[1]), timeout=10, desc="member 2 down")
+        r1, r2 = net.get(REMOTES[0]), net.get(REMOTES[1])
+        for name in MODEL_VMS:
+            tb.wait_until(lambda n=name: tb.ping(net.get(n), r1), timeout=10, desc=f"{name} up")
+        servers, clients = [], []
+        for i in range(len(MODEL_VMS)):
+            remote = r1 if i % 2 == 0 else r2
+            servers.append(remote.popen(["iperf3", "-s", "-1", "-p", str(5201 + i)]))
+        time.sleep(1.0)
+        for i, (name, rate) in enumerate(zip(MODEL_VMS, MODEL_UDP_MBPS, strict=True)):
+            remote = r1 if i % 2 == 0 else r2
+            cmd = ["iperf3", "-c", remote.IP(), "-p", str(5201 + i), "-u", "-b", f"{rate}M"]
+            clients.append(net.get(name).popen([*cmd, "-t", "6"]))
+        for p in clients:
+            p.wait(timeout=30)
+        for p in servers:
+            if p.poll() is None:
+                p.kill()
+        time.sleep(1.5)  # the revalidators account the last datapath flow stats
+        offset = vswitchd_log_offset()
+        snaps, shifts = [bond_snapshot()], []  # loads now change only by a run's halving
+        set_link(far2, "up")
+        tb.wait_until(lambda: system.uplink_live(UPLINKS[1]), timeout=10, desc="member 2 back")
+        deadline = time.time() + 3 * REBALANCE + 2
+        while time.time() < deadline:
+            time.sleep(0.2)
+            snaps.append(bond_snapshot())
+            shifts = [_SHIFT_RE.match(ln) for ln in ovs_shifts(offset)]
+            shifts = [m for m in shifts if m]
+            if shifts and snaps[-1]["at"] > _stamp(shifts[-1].group(1)) + 0.5:
+                break
+        buckets = {vm: bond_bucket(net.get(vm).MAC(), snaps[0]["basis"]) for vm in MODEL_VMS}
+    finally:
+        try:
+            tb.stop_network(net)
+        finally:
+            system.stop()
+    if not shifts:
+        raise tb.TestbedError("OVS shifted nothing within 3 rebalance intervals")
+    run_at = _stamp(shifts[0].group(1))
+    before = [s for s in snaps if s["at"] < run_at - 0.05][-1]
+    after = [s for s in snaps if s["at"] > run_at + 0.05][0]
+    ovs_moved = [(int(m.group(3)), m.group(4), m.group(5)) for m in shifts]
+    # The model, fed bond/show's loads (kB) and members of the same moment.
+    names = {1: UPLINKS[0], 2: UPLINKS[1]}
+    port = {v: k for k, v in names.items()}
+    bond = OvsSlbBond([1, 2])
+    for bucket, member in before["hashes"].items():
+        bond.member_of[bucket] = port[member]
+        bond.tx_bytes[bucket] = before["loads_kb"][bucket] * 1024
+    model_moved = [(b, names[a], names[t]) for b, a, t in bond.rebalance()]
+    return {
+        "buckets_of_vms": buckets,
+        "udp_mbps": dict(zip(MODEL_VMS, MODEL_UDP_MBPS, strict=True)),
+        "before": {"hashes": before["hashes"], "loads_kb": before["loads_kb"]},
+        "after": {"hashes": after["hashes"], "loads_kb": after["loads_kb"]},
+        "ovs_shifts": ovs_moved,
+        "ovs_log": [m.group(0) for m in shifts],
+        "model_shifts": model_moved,
+        "same": sorted(ovs_moved) == sorted(model_moved),
+    }
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def table_model(res: dict) -> str:
+    vms_of: dict[int, list[str]] = {}
+    for vm, b in res["buckets_of_vms"].items():
+        vms_of.setdefault(b, []).append(f"{vm} ({res['udp_mbps'][vm]} Mbit/s)")
+    ovs = {b: t for b, _, t in res["ovs_shifts"]}
+    model = {b: t for b, _, t in res["model_shifts"]}
+    lines = [
+        "# OVS 3.1 balance-slb bond, an uplink coming back: bond/show before the rebalance run,",
+        "# the buckets OVS shifted (ovs-vswitchd.log) and what bench/ovs_slb.py predicts from",
+        "# the same loads",
+        f"{'hash':>4}  {'load kB':>8}  {'member before':<14}{'OVS moved to':<14}"
+        f"{'model moved to':<16}VMs",
+    ]
+    before = res["before"]
+    for b in sorted(before["loads_kb"], key=lambda b: -before["loads_kb"][b]):
+        lines.append(
+            f"{b:>4}  {before['loads_kb'][b]:>8}  {before['hashes'][b]:<14}"
+            f"{ovs.get(b, '-'):<14}{model.get(b, '-'):<16}{', '.join(vms_of.get(b, []))}"
+        )
+    lines.append("# OVS log: " + "\n#          ".join(res["ovs_log"]))
+    lines.append(f"# same buckets moved, same direction: {'yes' if res['same'] else 'NO'}")
+    return "\n".join(lines)
+
+
 def run_failover(net, system: System, mode) -> dict:
     """Measurement 3: loss window of bv11 -> br1 pings when its uplink's far end dies."""
     vm, r1 = net.get(VMS[0]), net.get(REMOTES[0])
@@ -616,6 +860,9 @@ def run_system(system: System, mode, settle: bool = True, scenario: str = "equal
         log(f"{system.name}: network up in {res['setup_s']} s")
         if scenario == "mixed":
             res.update(run_mixed(net, system, mode, settle))
+            return res
+        if scenario == "saturation":
+            res.update(run_saturation(net, system, mode))
             return res
         res.update(run_traffic(net, system, mode, settle))
         res["failover"] = run_failover(net, system, mode)
@@ -695,6 +942,29 @@ MIXED_METRICS = [
         "g",
         "n/a",
     ),
+]
+
+
+SAT_METRICS = [
+    ("jain", "Jain's fairness index, 8 flows *", lambda r: r["jain"], ".2f", "n/a"),
+    ("min_flow_mbps", "slowest flow (Mbit/s)", lambda r: min(r["flow_mbps"]), ".2f", "n/a"),
+    ("max_flow_mbps", "fastest flow (Mbit/s)", lambda r: max(r["flow_mbps"]), ".2f", "n/a"),
+    (
+        "aggregate_mbps",
+        "aggregate throughput (Mbit/s)",
+        lambda r: r["aggregate_mbps"],
+        ".1f",
+        "n/a",
+    ),
+    (
+        "slow_vms_start",
+        "VMs on the 2 Mbit/s uplink at start",
+        lambda r: r["slow_vms_start"],
+        "g",
+        "n/a",
+    ),
+    ("slow_vms_end", "VMs on the 2 Mbit/s uplink at end", lambda r: r["slow_vms_end"], "g", "n/a"),
+    ("moves", "MAC moves while iperf3 ran **", lambda r: r["moves"], "g", "n/a"),
 ]
 
 
@@ -829,6 +1099,36 @@ def table_mixed(results: dict, mode) -> str:
     return "\n".join(lines)
 
 
+def table_sat(results: dict, mode) -> str:
+    keys = [k for k in ("ours", "ovs") if results.get(k)]
+    sums = {k: _per_metric([r for r in results[k] if "error" not in r], SAT_METRICS) for k in keys}
+    n_runs = max((len(results[k]) for k in keys), default=0)
+    width, col = max(len(m[1]) for m in SAT_METRICS) + 2, 24
+    lines = [
+        f"# saturation: uplink 1 {MIXED_BW[0]} Mbit/s, uplink 2 {MIXED_BW[1]} Mbit/s (TBF, "
+        f"{SAT_QUEUE_MS} ms queue); {len(SAT_VMS)} VMs, one CUBIC flow each to r1, split 4 + 4 "
+        f"before the traffic; rebalance every {REBALANCE} s; iperf3 -t {mode.sat_s}, "
+        f"tail {mode.sat_tail_s} s",
+        f"# {n_runs} run(s) per system: median (each run)",
+        f"{'metric':<{width}}" + "".join(f"{SYSTEMS[k]:>{col}}" for k in keys),
+        "-" * (width + col * len(keys)),
+    ]
+    for key, label, _, spec, none in SAT_METRICS:
+        cells = "".join(f"{_cell(dict(sums[k], errors=[]), key, spec, none):>{col}}" for k in keys)
+        lines.append(f"{label:<{width}}" + cells)
+    lines += [
+        "-" * (width + col * len(keys)),
+        f"# * (sum x)^2 / (8 sum x^2) of the flows' rates over their last {mode.sat_tail_s} s: "
+        "1 = equal; 4 + 4 is 0.69 at best, 7 + 1 0.98",
+        "# ** ours: REST move events; OVS: 'shift' lines in ovs-vswitchd.log (one bucket each)",
+    ]
+    for k in keys:
+        for r in results[k]:
+            if "error" in r:
+                lines.append(f"# {SYSTEMS[k]}: ERROR: {r['error']}")
+    return "\n".join(lines)
+
+
 COLORS = {"ours": "tab:blue", "ovs": "tab:red"}
 
 
@@ -905,7 +1205,7 @@ def _flow_series(ax, run: dict, title: str) -> None:
     def short(uplink):
         return "?" if uplink is None else uplink.rsplit("-", 1)[-1]
 
-    for vm, rates in zip(VMS, run["flow_series"], strict=True):
+    for vm, rates in zip(run.get("vms", VMS), run["flow_series"], strict=True):
         a, b = short(run["start_placement"].get(vm)), short(run["end_placement"].get(vm))
         label = f"{vm}: {a}" if a == b else f"{vm}: {a} -> {b}"
         ax.plot(range(1, len(rates) + 1), rates, "-o", ms=3, label=label)
@@ -1007,11 +1307,17 @@ def main(argv: list[str] | None = None) -> int:
         "--json", default=None, help="results JSON (default bench/live-results.json; quick: none)"
     )
     ap.add_argument("--plot", default=None, help="PNG path (default bench/live.png; quick: none)")
+    ap.add_argument(
+        "--ovs-model",
+        action="store_true",
+        help="only check bench/ovs_slb.py against the live bond (an uplink coming back)",
+    )
     args = ap.parse_args(argv)
     mode = Quick if args.quick else Full
     n_runs = args.runs or mode.runs
     here = Path(__file__).resolve().parent
-    json_path = args.json or (None if args.quick else str(here / "live-results.json"))
+    default_json = "live-saturation.json" if args.scenario == "saturation" else "live-results.json"
+    json_path = args.json or (None if args.quick else str(here / default_json))
     plot_path = args.plot or (None if args.quick else str(here / "live.png"))
     if os.geteuid() != 0:
         print("bench/live.py needs root (Mininet, Open vSwitch)", file=sys.stderr)
@@ -1025,15 +1331,29 @@ def main(argv: list[str] | None = None) -> int:
 
     setLogLevel("error")
     tb.ensure_ovs()
+    if args.ovs_model:
+        res = run_ovs_model_check()
+        print(table_model(res))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+        return 0 if res["same"] else 1
     started = time.monotonic()
     deadline = started + mode.budget_s
     systems = [k for k in ("ours", "ovs") if not args.only or k == args.only]
-    scenarios = [k for k in SCENARIOS if not args.scenario or k == args.scenario]
+    scenarios = [
+        k for k in SCENARIOS if k == args.scenario or not args.scenario and k in DEFAULT_SCENARIOS
+    ]
+    if "saturation" in scenarios:
+        deadline += n_runs * len(systems) * mode.run_s["saturation"]
     factories = {
         "equal": {"ours": Ours, "ovs": Ovs},
         "mixed": {
             "ours": lambda: Ours(MIXED_TOPO, MIXED_CONFIG),
             "ovs": lambda: Ovs(MIXED_TOPO),
+        },
+        "saturation": {
+            "ours": lambda: Ours(SAT_TOPO, MIXED_CONFIG, SAT_VMS),
+            "ovs": lambda: Ovs(SAT_TOPO, SAT_VMS),
         },
     }
     by_scenario: dict = {
@@ -1066,7 +1386,7 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"{key}: FAILED: {type(exc).__name__}: {exc}")
                 finally:
                     signal.alarm(0)
-    results, mixed = by_scenario["equal"], by_scenario["mixed"]
+    results, mixed, sat = by_scenario["equal"], by_scenario["mixed"], by_scenario["saturation"]
     elapsed = time.monotonic() - started
     args_given = sys.argv[1:] if argv is None else argv
     argv_line = " ".join([".venv/bin/python bench/live.py", *args_given])
@@ -1091,6 +1411,7 @@ def main(argv: list[str] | None = None) -> int:
                 "summary": {k: summary_mixed(v) for k, v in mixed.items()},
                 "runs": mixed,
             },
+            "saturation": {"iperf_s": mode.sat_s, "tail_s": mode.sat_tail_s, "runs": sat},
         }
         Path(json_path).write_text(json.dumps(doc, indent=1) + "\n")
     if results:
@@ -1101,7 +1422,11 @@ def main(argv: list[str] | None = None) -> int:
         print(table_mixed(mixed, mode))
         if not results:
             print(f"# reproduce: {argv_line}   (as root)")
-    n_done = sum(map(len, results.values())) + sum(map(len, mixed.values()))
+    if sat:
+        print(table_sat(sat, mode))
+        if not results and not mixed:
+            print(f"# reproduce: {argv_line}   (as root)")
+    n_done = sum(len(v) for d in (results, mixed, sat) for v in d.values())
     print(
         f"# {n_done} runs in {elapsed:.0f} s"
         + (f"; {skipped} skipped (time budget)" if skipped else "")
@@ -1109,7 +1434,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if json_path:
         print(f"# json: {json_path}")
-    if plot_path and not failed:
+    if plot_path and not failed and (results or mixed):
         try:
             plot(results, mixed, Path(plot_path), mode)
             print(f"# plot: {plot_path}")

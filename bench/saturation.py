@@ -160,7 +160,7 @@ def simulate(sc: Scenario, use_estimate: bool) -> dict:
             saturation.update(carried(rows, caps, ports), caps)
             rows = estimate(rows, caps, saturation, now)
         params = DEFAULT_PARAMS
-        if use_estimate and saturation.flags:  # as BridgeCore.rebalance
+        if use_estimate and saturation.recent:  # as BridgeCore.rebalance
             params = saturated_params(params)
         planned = plan(uplinks, rows, now, params)
         moves.append(len(planned))

@@ -572,8 +572,8 @@ class BridgeCore:
             self.saturation.update(demand.carried(loads, caps, self.port_rates), caps)
         wanted = demand.estimate(loads, caps, self.saturation, now)
         params = self.params
-        if self.saturation.flags:  # per-MAC sizes are guesses then: no swaps (they would
-            # trade equals), and only clear gains (a wide dead band against estimate noise)
+        if self.saturation.recent:  # a link is (or was, a few runs ago) full: per-MAC sizes
+            # are guesses, so no swaps (they would trade equals) and a wide dead band
             params = demand.saturated_params(params)
         moves = []
         for planned in plan(uplinks, wanted, now, params):

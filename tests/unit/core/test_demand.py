@@ -37,6 +37,24 @@ def test_hysteresis_enters_high_leaves_low_and_forgets_dead_uplinks():
         Saturation(enter=0.5, leave=0.8)
 
 
+def test_recent_holds_for_hold_runs_after_the_last_full_run():
+    sat = Saturation(hold=2)
+    caps = {1: 100.0}
+    sat.update({(1, 0): 50.0}, caps)
+    assert not sat.recent  # never full
+    sat.update({(1, 0): 95.0}, caps)
+    assert sat.flags and sat.recent
+    for _ in range(2):  # the traffic stopped: two more runs with the saturated parameters
+        sat.update({(1, 0): 10.0}, caps)
+        assert not sat.flags and sat.recent
+    sat.update({(1, 0): 10.0}, caps)
+    assert not sat.recent
+    sat.update({(1, 0): 95.0}, caps)
+    assert sat.recent
+    with pytest.raises(ValueError):
+        Saturation(hold=-1)
+
+
 def test_carried_is_the_larger_of_port_counters_and_mac_sums():
     caps = {1: 100.0, 2: 100.0}
     rows = [row(1, 1, 30.0, 5.0), row(2, 1, 30.0), row(3, 9, 50.0)]  # port 9: not an uplink
