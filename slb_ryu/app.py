@@ -28,7 +28,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from slb_ryu import options
 from slb_ryu.api import protect, rest
 from slb_ryu.core import pipeline, ports_check
-from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Output
+from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Output, run_steps
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.jobs import Supervisor
 from slb_ryu.core.placement import Move, Port
@@ -88,7 +88,11 @@ class SlbApp(app_manager.RyuApp):
             self.logger.warning("slb-ryu: %s", warning)
         self.bridges: dict[int, BridgeCore] = {}
         self.conns = handshake.Connections(
-            self.event_log, self._connection_changed, self._connection_changed, self._synced
+            self.event_log,
+            self._connection_changed,
+            self._connection_changed,
+            self._synced,
+            pause=lambda: hub.sleep(0),
         )
         self.datapaths: dict[int, Any] = self.conns.active  # accepted connections only
         self.unmanaged: dict[int, dict] = {}  # dpid -> {"name", "problems", "ports"}
@@ -187,7 +191,7 @@ class SlbApp(app_manager.RyuApp):
                 ports.pop(port.port_no, None)
             else:
                 ports[port.port_no] = port
-        recovered = pipeline.entries_from_flows(hs.flows, hs.ages, now)
+        recovered = hs.recovered  # pipeline.entries_from_flows(hs.flows), slice by slice
         if core is not None and not _memory_fits(core, hs, recovered):
             # What we remember was learned from another switch claiming this datapath
             # id: this switch's own flows are the truth, start over from them instead
@@ -227,7 +231,8 @@ class SlbApp(app_manager.RyuApp):
             )
             self.bridges[dp.id] = core
             self.logger.info("bridge %s (dpid %016x): uplinks %s", name, dp.id, patterns)
-        out = core.connect(hs.ports, hs.groups, hs.flows, hs.ages, now, hs.meters)
+        steps = core.connect_steps(hs.ports, hs.groups, hs.flows, hs.ages, now, hs.meters)
+        out = run_steps(steps, lambda: hub.sleep(0))  # yields between slices of MACs
         for reason, port in hs.port_status:
             out.extend(core.port_status(reason, port, now))
         self.send(dp, out)
