@@ -596,13 +596,23 @@ class SlbApp(app_manager.RyuApp):
         """Notice when the event loop was blocked (nothing else ran) for longer than
         STALL_EVENT: OVS drops a controller that misses its echo replies, and packet-ins
         wait meanwhile. Logged as an `event-loop-stall` event with its length, and
-        counted by size (`event_loop_stall_over_<ms>ms`, in /health counters)."""
+        counted by size (`event_loop_stall_over_<ms>ms`, in /health counters). The event
+        says what the time went to: `cpu_ms` this process used meanwhile (much less than
+        `ms`: the machine did not run us) and `gc_ms` of it in garbage collection."""
+        gc_clock = _GcClock()
+        gc.callbacks.append(gc_clock)
         while True:
-            started = time.monotonic()
+            started, cpu, gc_s = time.monotonic(), time.process_time(), gc_clock.total
             hub.sleep(WATCH_INTERVAL)
             lag = time.monotonic() - started - WATCH_INTERVAL
             if lag > STALL_EVENT:
-                self.event_log.add(time.time(), "event-loop-stall", ms=round(lag * 1e3, 1))
+                self.event_log.add(
+                    time.time(),
+                    "event-loop-stall",
+                    ms=round(lag * 1e3, 1),
+                    cpu_ms=round((time.process_time() - cpu) * 1e3, 1),
+                    gc_ms=round((gc_clock.total - gc_s) * 1e3, 1),
+                )
                 for ms in STALL_COUNTERS:  # counters outlive the event ring
                     if lag * 1e3 > ms:
                         self.event_log.count(f"event_loop_stall_over_{ms}ms")
@@ -665,6 +675,20 @@ class SlbApp(app_manager.RyuApp):
         if not self.settings.rebalance_interval or self.next_rebalance_at is None:
             return None
         return round(max(0.0, self.next_rebalance_at - time.monotonic()), 3)
+
+
+class _GcClock:
+    """A gc.callbacks hook: seconds spent in garbage collection so far."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self.started
 
 
 def _memory_fits(core: BridgeCore, hs: handshake.Collector, recovered: list) -> bool:
