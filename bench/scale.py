@@ -289,7 +289,28 @@ def first_packets(net, system, probes: int) -> dict:
     time.sleep(1.0)  # tcpdump up
     dst = net.get(PREFIX + "r1").MAC()
     probe = [frame("02:ee:00:00:%02x:%02x" % (system.index, i), dst) for i in range(probes)]
+    polls: list[float] = []  # ours: when a stats poll completed (its counter moved)
+    stop = threading.Event()
+
+    def watch_polls() -> None:
+        last = None
+        while not stop.is_set():
+            try:
+                value = system.counters().get("stats_replies", 0)
+            except Exception:  # noqa: BLE001 - a missed sample only blurs the time
+                continue
+            if last is not None and value != last:
+                polls.append(time.time())
+            last = value
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch_polls, daemon=True)
+    if isinstance(system, Ours):
+        watcher.start()
     tb.send_frames_in(net.get(VM), VM + "-eth0", probe, duration=probes * 0.1)
+    stop.set()
+    if watcher.is_alive():
+        watcher.join(timeout=10)
     seen_in = {src: t for t, src in reversed(_frames(caps[0]))}  # first time seen
     seen_out: dict[str, float] = {}
     for cap in caps[1:]:
@@ -302,6 +323,8 @@ def first_packets(net, system, probes: int) -> dict:
         "first_worst_ms": max(lat) if lat else None,
         "first_worst_at": max(timed)[1] if timed else None,  # capture time, to match stalls
         "first_lost": probes - len(lat),
+        "first_slow": sorted((t, ms) for ms, t in timed if ms > 20),  # (capture time, ms)
+        "polls_done_at": polls,
     }
 
 
