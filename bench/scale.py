@@ -36,6 +36,7 @@ non-yielding stretch, and a stats poll's longest message.
     sudo .venv/bin/python bench/scale.py --n 100 1000     # chosen sizes
     sudo .venv/bin/python bench/scale.py --smoke          # N = 100, short windows (< 60 s)
     .venv/bin/python bench/scale.py --micro-only          # no root needed
+    .venv/bin/python bench/scale.py --plot                # bench/scale.png from scale-results.json
 
 Everything that touches OVS/Mininet must run under ``flock /tmp/slb-ovs.lock`` (the
 shared machine's rule); OpenFlow port 6696, REST port 8106.
@@ -288,17 +289,42 @@ def first_packets(net, system, probes: int) -> dict:
     time.sleep(1.0)  # tcpdump up
     dst = net.get(PREFIX + "r1").MAC()
     probe = [frame("02:ee:00:00:%02x:%02x" % (system.index, i), dst) for i in range(probes)]
+    polls: list[float] = []  # ours: when a stats poll completed (its counter moved)
+    stop = threading.Event()
+
+    def watch_polls() -> None:
+        last = None
+        while not stop.is_set():
+            try:
+                value = system.counters().get("stats_replies", 0)
+            except Exception:  # noqa: BLE001 - a missed sample only blurs the time
+                continue
+            if last is not None and value != last:
+                polls.append(time.time())
+            last = value
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch_polls, daemon=True)
+    if isinstance(system, Ours):
+        watcher.start()
     tb.send_frames_in(net.get(VM), VM + "-eth0", probe, duration=probes * 0.1)
+    stop.set()
+    if watcher.is_alive():
+        watcher.join(timeout=10)
     seen_in = {src: t for t, src in reversed(_frames(caps[0]))}  # first time seen
     seen_out: dict[str, float] = {}
     for cap in caps[1:]:
         for t, src in _frames(cap):
             seen_out[src] = min(t, seen_out.get(src, t))
-    lat = [1e3 * (seen_out[m] - t) for m, t in seen_in.items() if m in seen_out]
+    timed = [(1e3 * (seen_out[m] - t), t) for m, t in seen_in.items() if m in seen_out]
+    lat = [ms for ms, _ in timed]
     return {
         "first_median_ms": statistics.median(lat) if lat else None,
         "first_worst_ms": max(lat) if lat else None,
+        "first_worst_at": max(timed)[1] if timed else None,  # capture time, to match stalls
         "first_lost": probes - len(lat),
+        "first_slow": sorted((t, ms) for ms, t in timed if ms > 20),  # (capture time, ms)
+        "polls_done_at": polls,
     }
 
 
@@ -316,14 +342,33 @@ def idle(system: Ours, seconds: float) -> dict:
     pct = 100 * (cpu() - c0) / (time.monotonic() - t0)
     metrics = tb.sh(["curl", "-s", system.ctl.url("/metrics")], timeout=20, check=False)
     m = re.search(r"^slb_stats_poll_duration_seconds (\S+)", metrics, re.M)
+    health: list[float] = []
+    reading = threading.Event()
+
+    def probe_health() -> None:  # does a big read hold everything else up?
+        while not reading.is_set():
+            t = time.monotonic()
+            try:
+                system.ctl.get_json("/slb/v1/health", timeout=10)
+            except Exception:  # noqa: BLE001 - a failed probe counts as its timeout
+                pass
+            health.append(time.monotonic() - t)
+
+    prober = threading.Thread(target=probe_health, daemon=True)
+    prober.start()
+    time.sleep(0.2)
     t1 = time.monotonic()
     rows = system.ctl.get_json("/slb/v1/placement", timeout=30)
+    took = time.monotonic() - t1
+    reading.set()
+    prober.join(timeout=15)
     return {
         "idle_cpu_pct": pct,
         "rss_mib": tb.rss_kb(pid) / 1024,
         "poll_s": float(m.group(1)) if m else None,
-        "get_placement_s": time.monotonic() - t1,
+        "get_placement_s": took,
         "placement_rows": len(rows),
+        "health_during_placement_ms": 1e3 * max(health) if health else None,
     }
 
 
@@ -393,6 +438,11 @@ def failover(net, system, capture_s: float) -> dict:
         over = [ms for ms in STALL_BUCKETS if _grew(before, after, f"event_loop_stall_over_{ms}ms")]
         # the exact length if its event is still in the ring, else the bucket it fell in
         out["stall_ms"] = max([e["ms"] for e in stalled] + [max(over, default=0.0)])
+        # what each stall went to: our CPU time and GC time in it (the app's watchdog)
+        out["stall_events"] = [
+            {k: e.get(k) for k in ("ms", "cpu_ms", "gc_ms", "time")} for e in stalled
+        ]
+        out["t_down"] = t_down
         out["stalls_over_100ms"] = after.get("event_loop_stall_over_100ms", 0) - before.get(
             "event_loop_stall_over_100ms", 0
         )
@@ -419,20 +469,29 @@ def run_n(n: int, mode, only: tuple[str, ...] = ("ours", "ovs")) -> dict:
             results[system.name] = res
             try:
                 system.attach(net)
+                phases = res["phases"] = {}  # wall time each phase began, to place stalls
                 log(f"N={n} {system.name}: learning")
+                phases["learn"] = time.time()
                 res.update(learn(net, system, n))
                 log(f"N={n} {system.name}: first packets")
+                phases["first_packets"] = time.time()
                 res.update(first_packets(net, system, mode.probes))
                 if isinstance(system, Ours):
                     log(f"N={n} {system.name}: idle")
+                    phases["idle"] = time.time()
                     res.update(idle(system, mode.idle_s))
                 log(f"N={n} {system.name}: failover")
+                phases["failover"] = time.time()
                 res.update(failover(net, system, mode.capture_s))
                 if isinstance(system, Ours):  # stalls over the whole run, by size
                     counters = system.counters()
                     res["stalls_run"] = {
                         ms: counters.get(f"event_loop_stall_over_{ms}ms", 0) for ms in STALL_BUCKETS
                     }
+                    stalls = system.ctl.get_json("/slb/v1/events?type=event-loop-stall")
+                    res["stall_events_run"] = [
+                        {k: e.get(k) for k in ("ms", "cpu_ms", "gc_ms", "time")} for e in stalls
+                    ]
             except Exception as exc:  # noqa: BLE001 - reported; the other system still runs
                 res["error"] = f"{type(exc).__name__}: {exc}"
                 log(f"N={n} {system.name}: FAILED {res['error']}")
@@ -479,6 +538,10 @@ MICRO_ROWS = [
     ("failover: all of it (ms)", "failover_total_ms", "{:.1f}"),
     ("stats poll: longest reply message (ms)", "stats_msg_max_ms", "{:.1f}"),
     ("stats poll: all of it (ms)", "stats_total_ms", "{:.1f}"),
+    ("restart handshake: longest stretch (ms)", "restart_block_ms", "{:.1f}"),
+    ("restart handshake: all of it (ms)", "restart_total_ms", "{:.1f}"),
+    ("GET /placement: longest stretch (ms)", "placement_block_ms", "{:.1f}"),
+    ("GET /placement: all of it (ms)", "placement_total_ms", "{:.1f}"),
 ]
 
 
@@ -520,6 +583,7 @@ def live_table(results: dict[int, dict]) -> str:
         ("RSS (MiB)", "rss_mib", "{:.0f}", False),
         ("stats poll (s)", "poll_s", "{:.3f}", False),
         ("GET /placement (s)", "get_placement_s", "{:.2f}", False),
+        ("longest GET /health meanwhile (ms)", "health_during_placement_ms", "{:.0f}", False),
     ]
     ns = sorted(results)
     lines = [f"{'':44}" + "".join(f"{f'N={n:,}':>18}" for n in ns)]
@@ -568,6 +632,84 @@ def verdicts(results: dict[int, dict]) -> list[str]:
     return [f"# at N={n:,}: {c}" for c in checks]
 
 
+# ---------------------------------------------------------------------------------
+# plot
+
+RESULTS = REPO / "bench" / "scale-results.json"
+PLOT = REPO / "bench" / "scale.png"
+PANELS = [  # (title, y label, [(key, label suffix, line style)])
+    ("learn all N MACs", "s", [("learn_s", "", "-")]),
+    (
+        "a new MAC's first packet",
+        "ms",
+        [("first_median_ms", " median", "-"), ("first_worst_ms", " worst", ":")],
+    ),
+    (
+        "failover",
+        "s",
+        [
+            ("failover_s", " re-pinned / disabled", "-"),
+            ("learning_last_s", " last learning pkt", ":"),
+        ],
+    ),
+]
+
+
+def live_results(doc: dict) -> dict[int, dict]:
+    """{N: {"ours": ..., "ovs": ...}} from one run's JSON, or from a file holding several
+    runs under their own keys (later ones win per N, e.g. a re-run of one size)."""
+    docs = [doc] if "live" in doc else [d for d in doc.values() if isinstance(d, dict)]
+    out: dict[int, dict] = {}
+    for d in docs:
+        for n, res in d.get("live", {}).items():
+            out[int(n)] = res
+    return out
+
+
+def plot(results_path: Path = RESULTS, out: Path = PLOT) -> None:
+    """Learn time, first-packet latency and failover against N, ours and the OVS bond."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit(
+            "bench/scale.py --plot needs matplotlib: .venv/bin/pip install -r "
+            "requirements-bench.txt (or make bench)"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = live_results(json.loads(results_path.read_text()))
+    if not results:
+        raise SystemExit(f"{results_path}: no live results to plot")
+    ns = sorted(results)
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.6 * len(PANELS), 4.0))
+    colours = {"ours": "tab:blue", "ovs": "tab:orange"}
+    names = {"ours": "slb-ryu", "ovs": "OVS balance-slb"}
+    for ax, (title, unit, series) in zip(axes, PANELS, strict=True):
+        for system in ("ours", "ovs"):
+            for key, suffix, style in series:
+                points = [
+                    (n, results[n][system][key])
+                    for n in ns
+                    if results[n].get(system, {}).get(key) is not None
+                ]
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    label = names[system] + suffix
+                    ax.plot(xs, ys, style, marker="o", color=colours[system], label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("MACs on the bridge (N)")
+        ax.set_ylabel(unit)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"slb-ryu vs the OVS bond at scale ({results_path.name})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[100, 1000, 5000, 10000])
@@ -578,7 +720,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--micro-n", type=int, nargs="+", default=None)
     ap.add_argument("--json", default=None, help="write all results here")
     ap.add_argument("--only", choices=["ours", "ovs"], default=None, help="one system only")
+    ap.add_argument(
+        "--plot",
+        nargs="?",
+        const=str(RESULTS),
+        default=None,
+        metavar="JSON",
+        help=f"only draw {PLOT.relative_to(REPO)} from a results file (default {RESULTS.name})",
+    )
     args = ap.parse_args(argv)
+    if args.plot:
+        plot(Path(args.plot))
+        print(f"# plot: {PLOT}")
+        return 0
     mode = Smoke if args.smoke else Full
     ns = [100] if args.smoke else args.n
     doc: dict = {"command": " ".join(["bench/scale.py", *(argv or sys.argv[1:])])}

@@ -23,6 +23,7 @@ failover) it is used, as the app uses it. Figures (milliseconds unless named oth
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import struct
@@ -137,6 +138,9 @@ def run(n: int) -> dict:
     res["stats_entries"] = len(entries)
     res["stats_messages"] = len(messages)
 
+    res.update(_restart(core, ports, dp, new))
+    res.update(_get_placement(core))
+
     # failover: uplink 1 goes down
     on1 = sum(1 for e in core.placement.macs.values() if e.uplink == 1)
     t0 = clock()
@@ -157,6 +161,102 @@ def run(n: int) -> dict:
     res["failover_block_ms"] = block * 1e3
     res["failover_total_ms"] = (clock() - t0) * 1e3
     return res
+
+
+class Stretches:
+    """Longest stretch between two pauses (where the app yields to the event loop)."""
+
+    def __init__(self) -> None:
+        self.start = self.mark = clock()
+        self.longest = 0.0
+
+    def pause(self, *_: object) -> None:
+        now = clock()
+        self.longest = max(self.longest, now - self.mark)
+        self.mark = now
+
+    def done(self) -> tuple[float, float]:
+        """(longest stretch, total) in ms."""
+        self.pause()
+        return self.longest * 1e3, (self.mark - self.start) * 1e3
+
+
+def _restart(core, ports, dp, new: bool) -> dict:
+    """A controller restart at N MACs: the handshake reads all our flows (~5 per MAC, as
+    the switch sends them) and a new core adopts them. Each reply message is its own
+    event (a pause between them); the new tree also pauses inside a message and between
+    slices of the sync, the old one syncs in one piece."""
+    from ryu.ofproto import ofproto_parser
+    from ryu.ofproto import ofproto_v1_3 as ofp
+
+    from slb_ryu.core.bridge import BridgeCore, Limits
+    from slb_ryu.openflow import messages as ofmsgs
+
+    specs = list(core.switch.flows.values())
+    messages = _messages([_stats_entry(ofmsgs.flow_mod(dp, s), s, ofp) for s in specs], ofp)
+    fresh = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=0, packet_in_rate=20000))
+    sliced = new and hasattr(fresh, "connect_steps")
+    gc.collect()
+    gc.freeze()  # what this process learned before stands for nothing in a new process
+    timer = Stretches()
+    if sliced:
+        from slb_ryu.core.bridge import run_steps
+        from slb_ryu.openflow import handshake
+
+        collector = handshake.Collector(pause=timer.pause)
+        frozen = [0]
+
+        def pause() -> None:  # the app's pacer runs meanwhile: gc.freeze per 1,000 MACs
+            timer.pause()
+            if len(fresh.placement.macs) - frozen[0] >= 1000:
+                gc.collect(1)
+                gc.freeze()
+                frozen[0] = len(fresh.placement.macs)
+
+    flows: list = []
+    ages: dict = {}
+    for data in messages:
+        msg = ofproto_parser.msg(dp, ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, len(data), 1, data)
+        if sliced:
+            handshake._flows(collector, msg.body)
+        else:
+            for stat in msg.body:
+                spec = ofmsgs.spec_from_stats(stat)
+                flows.append(spec)
+                ages[spec.key] = stat.duration_sec + stat.duration_nsec / 1e9
+        timer.pause()
+    if sliced:
+        steps = fresh.connect_steps(ports, [], collector.flows, collector.ages, 30.0)
+        out = run_steps(steps, pause)
+    else:
+        out = fresh.connect(ports, [], flows, ages, 30.0)
+    block, total = timer.done()
+    gc.unfreeze()
+    assert len(fresh.placement.macs) == len(core.placement.macs) and not out.learning
+    return {"restart_block_ms": block, "restart_total_ms": total, "restart_flows": len(specs)}
+
+
+def _get_placement(core) -> dict:
+    """One GET /slb/v1/placement through the REST controller (webob, no server) with
+    the N MACs on one bridge; the new tree pauses between slices of rows."""
+    from ryu.app.wsgi import WSGIApplication
+    from webob import Request
+
+    from slb_ryu.api import rest
+
+    class App:
+        bridges = {1: core}
+        datapaths = {1: object()}
+
+    wsgi = WSGIApplication()
+    wsgi.register(rest.SlbRestController, {rest.APP_KEY: App()})
+    timer = Stretches()
+    if hasattr(rest, "pause"):
+        rest.pause = timer.pause
+    resp = Request.blank("/slb/v1/placement").get_response(wsgi)
+    block, total = timer.done()
+    assert resp.status_int == 200 and len(json.loads(resp.text)) == len(core.placement.macs)
+    return {"placement_block_ms": block, "placement_total_ms": total}
 
 
 def _stats_entry(mod, spec, ofp) -> bytes:

@@ -28,7 +28,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from slb_ryu import options
 from slb_ryu.api import protect, rest
 from slb_ryu.core import pipeline, ports_check
-from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Output
+from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Output, run_steps
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.jobs import Supervisor
 from slb_ryu.core.placement import Move, Port
@@ -88,7 +88,11 @@ class SlbApp(app_manager.RyuApp):
             self.logger.warning("slb-ryu: %s", warning)
         self.bridges: dict[int, BridgeCore] = {}
         self.conns = handshake.Connections(
-            self.event_log, self._connection_changed, self._connection_changed, self._synced
+            self.event_log,
+            self._connection_changed,
+            self._connection_changed,
+            self._synced,
+            pause=lambda: hub.sleep(0),
         )
         self.datapaths: dict[int, Any] = self.conns.active  # accepted connections only
         self.unmanaged: dict[int, dict] = {}  # dpid -> {"name", "problems", "ports"}
@@ -187,7 +191,7 @@ class SlbApp(app_manager.RyuApp):
                 ports.pop(port.port_no, None)
             else:
                 ports[port.port_no] = port
-        recovered = pipeline.entries_from_flows(hs.flows, hs.ages, now)
+        recovered = hs.recovered  # pipeline.entries_from_flows(hs.flows), slice by slice
         if core is not None and not _memory_fits(core, hs, recovered):
             # What we remember was learned from another switch claiming this datapath
             # id: this switch's own flows are the truth, start over from them instead
@@ -227,7 +231,8 @@ class SlbApp(app_manager.RyuApp):
             )
             self.bridges[dp.id] = core
             self.logger.info("bridge %s (dpid %016x): uplinks %s", name, dp.id, patterns)
-        out = core.connect(hs.ports, hs.groups, hs.flows, hs.ages, now, hs.meters)
+        steps = core.connect_steps(hs.ports, hs.groups, hs.flows, hs.ages, now, hs.meters)
+        out = run_steps(steps, lambda: hub.sleep(0))  # yields between slices of MACs
         for reason, port in hs.port_status:
             out.extend(core.port_status(reason, port, now))
         self.send(dp, out)
@@ -606,13 +611,23 @@ class SlbApp(app_manager.RyuApp):
         """Notice when the event loop was blocked (nothing else ran) for longer than
         STALL_EVENT: OVS drops a controller that misses its echo replies, and packet-ins
         wait meanwhile. Logged as an `event-loop-stall` event with its length, and
-        counted by size (`event_loop_stall_over_<ms>ms`, in /health counters)."""
+        counted by size (`event_loop_stall_over_<ms>ms`, in /health counters). The event
+        says what the time went to: `cpu_ms` this process used meanwhile (much less than
+        `ms`: the machine did not run us) and `gc_ms` of it in garbage collection."""
+        gc_clock = _GcClock()
+        gc.callbacks.append(gc_clock)
         while True:
-            started = time.monotonic()
+            started, cpu, gc_s = time.monotonic(), time.process_time(), gc_clock.total
             hub.sleep(WATCH_INTERVAL)
             lag = time.monotonic() - started - WATCH_INTERVAL
             if lag > STALL_EVENT:
-                self.event_log.add(time.time(), "event-loop-stall", ms=round(lag * 1e3, 1))
+                self.event_log.add(
+                    time.time(),
+                    "event-loop-stall",
+                    ms=round(lag * 1e3, 1),
+                    cpu_ms=round((time.process_time() - cpu) * 1e3, 1),
+                    gc_ms=round((gc_clock.total - gc_s) * 1e3, 1),
+                )
                 for ms in STALL_COUNTERS:  # counters outlive the event ring
                     if lag * 1e3 > ms:
                         self.event_log.count(f"event_loop_stall_over_{ms}ms")
@@ -688,6 +703,20 @@ class SlbApp(app_manager.RyuApp):
         if not self.settings.rebalance_interval or self.next_rebalance_at is None:
             return None
         return round(max(0.0, self.next_rebalance_at - time.monotonic()), 3)
+
+
+class _GcClock:
+    """A gc.callbacks hook: seconds spent in garbage collection so far."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self.started
 
 
 def _memory_fits(core: BridgeCore, hs: handshake.Collector, recovered: list) -> bool:

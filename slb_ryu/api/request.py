@@ -92,6 +92,21 @@ def parse_int(raw: str, name: str, minimum: int, maximum: int) -> int:
     return int(raw)
 
 
+def parse_cursor(raw: str) -> tuple[int, str, int]:
+    """A page cursor `DPID,MAC,VLAN` (as `X-Next-After` gives it): (dpid, MAC, VLAN)."""
+    parts = raw.split(",")
+    try:
+        if len(parts) != 3 or not _DIGITS.fullmatch(parts[2]):
+            raise ApiError(400, "")
+        return parse_dpid(parts[0]), parse_mac(parts[1]), parse_vlan(int(parts[2]))
+    except ApiError:
+        raise ApiError(
+            400,
+            f"after must be a cursor 'DPID,MAC,VLAN' as the X-Next-After header gives it "
+            f"(e.g. 0000000000000001,02:00:00:00:01:01,0), got {raw!r}",
+        ) from None
+
+
 def query(req: Request, allowed: Iterable[str]) -> dict[str, str]:
     """Query parameters as a dict; unknown or repeated parameters are a 400."""
     allowed = tuple(allowed)

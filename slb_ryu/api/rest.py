@@ -24,25 +24,39 @@ import functools
 import hmac
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 from ryu.app.wsgi import ControllerBase, Response, route
+from ryu.lib import hub
 from webob import Request
 
 from slb_ryu.api import metrics
 from slb_ryu.api.interface import ControllerApi
 from slb_ryu.api.lookup import locate_mac, locate_uplink, resolve_bridge, target_dpid
-from slb_ryu.api.request import ApiError, json_body, parse_int, parse_mac, parse_vlan, query
+from slb_ryu.api.request import (
+    ApiError,
+    json_body,
+    parse_cursor,
+    parse_int,
+    parse_mac,
+    parse_vlan,
+    query,
+)
 from slb_ryu.api.response import error, json_response
 from slb_ryu.api.views import (
+    PAGE_MAX,
     bridges_view,
     config_view,
+    cursor_text,
     events_view,
     health_view,
     openapi_document,
     openapi_text,
+    placement_json,
     placement_row,
+    placement_rows,
     placement_view,
     uplinks_view,
 )
@@ -57,6 +71,7 @@ APP_KEY = "slb_app"
 PREFIX = "/slb/v1"
 MAX_EVENTS_LIMIT = 100_000
 STATUS: dict[type[SlbError], int] = {NotFound: 404, Conflict: 409, Invalid: 400}
+pause: Callable[[float], Any] = hub.sleep  # yield to the event loop between slices of a read
 
 
 # ---- the controller --------------------------------------------------------------------
@@ -143,10 +158,12 @@ class SlbRestController(ControllerBase):
     @route("slb", PREFIX + "/placement")
     @endpoint("GET")
     def placement(self, req: Request, **_: Any) -> Response:
-        params = query(req, ("bridge", "mac", "vlan", "uplink"))
+        params = query(req, ("bridge", "mac", "vlan", "uplink", "limit", "after"))
         dpid = resolve_bridge(self.app, params["bridge"]) if "bridge" in params else None
         mac = parse_mac(params["mac"]) if "mac" in params else None
         vlan = parse_vlan(params["vlan"], "vlan parameter") if "vlan" in params else None
+        limit = parse_int(params["limit"], "limit", 1, PAGE_MAX) if "limit" in params else None
+        after = parse_cursor(params["after"]) if "after" in params else None
         uplink = params.get("uplink")
         if uplink is not None:
             known = {
@@ -159,7 +176,15 @@ class SlbRestController(ControllerBase):
                 raise ApiError(
                     404, f"no uplink {uplink!r} (uplinks: {', '.join(sorted(known)) or 'none'})"
                 )
-        return json_response(placement_view(self.app.bridges, dpid, mac, vlan, uplink))
+        rows = placement_rows(dict(self.app.bridges), dpid, mac, vlan, uplink, after)
+        text, last = placement_json(rows, limit, lambda: pause(0))
+        resp = Response(status=200, content_type="application/json", charset="utf-8", body=text)
+        if last is not None:  # more rows follow: where the next page starts
+            cursor = cursor_text(last)
+            resp.headers["X-Next-After"] = cursor
+            nxt = urllib.parse.urlencode({**params, "after": cursor})
+            resp.headers["Link"] = f'<{req.script_name}{req.path_info}?{nxt}>; rel="next"'
+        return resp
 
     @route("slb", PREFIX + "/placement/{mac}")
     @endpoint("GET")

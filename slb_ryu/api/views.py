@@ -4,9 +4,12 @@ testable without a server.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
+import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ def _with_aliases(row: dict) -> dict:
 
 
 def mac_row(v: view.MacView) -> dict:
-    row = dataclasses.asdict(v)
+    row = dict(vars(v))  # flat dataclass: what dataclasses.asdict gives, several times faster
     row["dpid"] = dpid_str(v.dpid)
     row["ips"] = list(v.ips)
     return _with_aliases(row)
@@ -49,6 +52,95 @@ def placement_row(core: BridgeCore, entry: MacEntry) -> dict:
     return mac_row(view.mac_view(core.placement, entry))
 
 
+# ---- placement, in slices ----------------------------------------------------------------
+#
+# GET /placement at 10,000 MACs is ~10 ms of work per 1,000 rows; done in one go it held
+# the event loop (packet-ins, echo replies) for 0.11-0.15 s. The rows are built
+# PLACEMENT_SLICE at a time and the caller pauses (yields) between slices; each row is a
+# consistent snapshot of one MAC, a MAC forgotten meanwhile is left out. `limit`/`after`
+# page through the rows by their sort key (a cursor stays valid whatever changes).
+
+PLACEMENT_SLICE = 128  # MACs visited between two pauses: 1-3 ms of work
+PAGE_MAX = 10_000  # the largest `limit` a client may ask for
+
+Cursor = tuple[int, str, int]  # (dpid, MAC, VLAN): the sort key of a placement row
+
+
+def cursor_text(cursor: Cursor) -> str:
+    """The `after` value that continues after this row (`X-Next-After`)."""
+    return f"{dpid_str(cursor[0])},{cursor[1]},{cursor[2]}"
+
+
+def _keys(placement: Any, mac: str | None, vlan: int | None, after: tuple | None) -> list:
+    if mac is not None:
+        keys = [(mac, vlan)] if vlan is not None else [k for k in placement.macs if k[0] == mac]
+    else:
+        keys = list(placement.macs)
+    keys.sort()
+    if after is not None:
+        keys = keys[bisect.bisect_right(keys, after) :]
+    return keys
+
+
+def placement_rows(
+    bridges: dict[int, BridgeCore],
+    dpid: int | None = None,
+    mac: str | None = None,
+    vlan: int | None = None,
+    uplink: str | None = None,
+    after: Cursor | None = None,
+) -> Iterator[tuple[Cursor, dict] | None]:
+    """(cursor, row) in answer order (bridge, then MAC, then VLAN; filters ANDed, only
+    rows after `after`), and None after every PLACEMENT_SLICE MACs visited: a point
+    where the caller may pause."""
+    visited = 0
+    for bridge_dpid, core in sorted(bridges.items()):
+        if (dpid is not None and bridge_dpid != dpid) or (after and bridge_dpid < after[0]):
+            continue
+        placement = core.placement
+        start = after[1:] if after and bridge_dpid == after[0] else None
+        names: dict[Any, str] = {}
+        for key in _keys(placement, mac, vlan, start):
+            visited += 1
+            if visited % PLACEMENT_SLICE == 0:
+                yield None
+            entry = placement.macs.get(key)
+            if entry is None or (vlan is not None and entry.vlan != vlan):
+                continue
+            if uplink is not None:
+                name = names.get(entry.uplink)
+                if name is None:
+                    name = names[entry.uplink] = placement.port_name(entry.uplink)
+                if name != uplink:
+                    continue
+            yield (bridge_dpid, key[0], key[1]), mac_row(view.mac_view(placement, entry))
+
+
+def placement_json(
+    rows: Iterator[tuple[Cursor, dict] | None],
+    limit: int | None = None,
+    pause: Callable[[], None] = lambda: None,
+) -> tuple[str, Cursor | None]:
+    """The JSON array text of the first `limit` rows (all without one), one row per
+    line, and the cursor after the last one when more rows follow (else None). Rows
+    are encoded slice by slice, with `pause()` between slices."""
+    parts: list[str] = []
+    last: Cursor | None = None
+    for item in rows:
+        if item is None:
+            pause()
+            continue
+        if limit is not None and len(parts) >= limit:
+            return _array(parts), last
+        last, row = item
+        parts.append(json.dumps(row, sort_keys=True, default=str))
+    return _array(parts), None
+
+
+def _array(parts: list[str]) -> str:
+    return "[\n" + ",\n".join(parts) + "\n]\n" if parts else "[]\n"
+
+
 def placement_view(
     bridges: dict[int, BridgeCore],
     dpid: int | None = None,
@@ -56,12 +148,9 @@ def placement_view(
     vlan: int | None = None,
     uplink: str | None = None,
 ) -> list[dict]:
-    """Placement rows, sorted by bridge then (MAC, VLAN); filters are ANDed."""
-    rows = []
-    for bridge_dpid, core in sorted(bridges.items()):
-        if dpid is None or bridge_dpid == dpid:
-            rows += [mac_row(v) for v in view.macs(core.placement, mac, vlan, uplink)]
-    return rows
+    """Placement rows, sorted by bridge then (MAC, VLAN); filters are ANDed (in one go:
+    for small answers, e.g. one MAC)."""
+    return [item[1] for item in placement_rows(bridges, dpid, mac, vlan, uplink) if item]
 
 
 def uplinks_view(

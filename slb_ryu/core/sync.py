@@ -53,11 +53,16 @@ class SwitchState:
     ) -> None:
         """Adopt what the switch reported (only our cookies count as ours)."""
         self.flows, self.by_mac, self.base = {}, {}, set()
+        self.adopt(flows)
+        self.groups = {g.group_id: g for g in groups}
+        self.meters = {m.meter_id: m for m in meters}
+
+    def adopt(self, flows: Iterable[FlowSpec]) -> None:
+        """Add more of what the switch reported (a reset in slices: `reset([])`, then
+        `adopt` each slice)."""
         for flow in flows:
             if pipeline.cookie_kind(flow.cookie) is not None:
                 self._add(flow)
-        self.groups = {g.group_id: g for g in groups}
-        self.meters = {m.meter_id: m for m in meters}
 
     def sync_all(self, desired: Iterable[FlowSpec]) -> list[Mod]:
         """Make every flow of ours match `desired`: add, modify, delete."""
@@ -81,7 +86,9 @@ class SwitchState:
     def sync_meters(self, desired: Iterable[MeterSpec]) -> list[Mod]:
         return _sync_by_id("meter", self.meters, {m.meter_id: m for m in desired})
 
-    def _sync(self, wanted: dict[tuple, FlowSpec], current: set[tuple]) -> list[Mod]:
+    def sync_want(self, wanted: dict[tuple, FlowSpec]) -> list[Mod]:
+        """The adds/modifies of `sync_all`, for one slice of the desired flows; the
+        deletions (`delete_flows`) follow once every slice is in."""
         mods: list[Mod] = []
         for key, spec in wanted.items():
             have = self.flows.get(key)
@@ -99,7 +106,12 @@ class SwitchState:
             if have is not None:
                 self._remove(key)
             self._add(spec)
-        for key in sorted(current - set(wanted), key=repr):
+        return mods
+
+    def delete_flows(self, keys: Iterable[tuple]) -> list[Mod]:
+        """Delete these flows (the ones held before a sync and not wanted), in key order."""
+        mods: list[Mod] = []
+        for key in sorted(keys, key=repr):
             mods.append(("flow", "delete", self.flows[key]))
             self._remove(key)
         return mods
@@ -113,6 +125,9 @@ class SwitchState:
         """Meters we no longer want (a deleted port's); sent after the flows."""
         wanted = {m.meter_id for m in desired}
         return [("meter", "delete", self.meters.pop(m)) for m in sorted(set(self.meters) - wanted)]
+
+    def _sync(self, wanted: dict[tuple, FlowSpec], current: set[tuple]) -> list[Mod]:
+        return self.sync_want(wanted) + self.delete_flows(current - set(wanted))
 
     def _add(self, flow: FlowSpec) -> None:
         self.flows[flow.key] = flow

@@ -24,6 +24,7 @@ by any client that can reach the listener and says the right number. Here:
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -35,13 +36,15 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from slb_ryu.core.events import EventLog
-from slb_ryu.core.pipeline import COOKIE_MAGIC, COOKIE_MAGIC_MASK, FlowSpec
-from slb_ryu.core.placement import Port
+from slb_ryu.core.pipeline import COOKIE_MAGIC, COOKIE_MAGIC_MASK, FlowSpec, entries_from_flows
+from slb_ryu.core.placement import MacEntry, Port
 from slb_ryu.openflow import messages as ofmsgs
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds from TCP accept to synced, else the connection is closed
 PROBE_TIMEOUT = 3.0  # seconds the accepted connection has to answer the ECHO of a probe
 IMPOSTOR_MEMORY = 300.0  # seconds /health stays degraded after an impostor was refused
+FLOW_SLICE = 64  # flow-stats entries parsed between two pauses (~3 ms)
+FREEZE_FLOWS = 5000  # flows read between two gc.freeze() calls
 
 LOG = logging.getLogger("slb_ryu.handshake")
 
@@ -68,10 +71,25 @@ def port_from_ofp(desc: Any) -> Port:
 
 
 def _flows(collector: Collector, body: list) -> None:
-    for stat in body:
-        spec = ofmsgs.spec_from_stats(stat)
-        collector.flows.append(spec)
-        collector.ages[spec.key] = stat.duration_sec + stat.duration_nsec / 1e9
+    """Ryu's full parse of each entry (left lazy by stats.install) and our spec: ~50 us
+    an entry, ~30 ms a 64 KiB reply, so a pause every FLOW_SLICE entries."""
+    for i in range(0, len(body), FLOW_SLICE):
+        if i:
+            collector.pause()
+        if len(collector.flows) - collector.frozen_at >= FREEZE_FLOWS:
+            # Tens of thousands of specs are about to become the bridge's state: keep
+            # CPython's full collections (~150 ms each at 10,000 MACs) off them, as the
+            # app's gc.freeze does for learned MACs.
+            gc.collect(1)
+            gc.freeze()
+            collector.frozen_at = len(collector.flows)
+        specs = []
+        for stat in body[i : i + FLOW_SLICE]:
+            spec = ofmsgs.spec_from_stats(stat)
+            specs.append(spec)
+            collector.ages[spec.key] = stat.duration_sec + stat.duration_nsec / 1e9
+        collector.flows += specs
+        collector.recovered += entries_from_flows(specs, collector.ages, collector.wall())
 
 
 def _ports(collector: Collector, body: list) -> None:
@@ -121,6 +139,10 @@ class Collector:
     same_switch: bool = True  # its ports match those of the previous connection of the id
     step: int = 0
     xid: int | None = None
+    recovered: list[MacEntry] = field(default_factory=list)  # placement its flows hold
+    frozen_at: int = 0  # flows read at the last gc.freeze
+    pause: Callable[[], None] = lambda: None  # let the event loop run (between slices)
+    wall: Callable[[], float] = time.time
 
     def request(self, dp: Any) -> None:
         """Send the request of the current step (remembering its xid)."""
@@ -170,6 +192,7 @@ class Connections:
         impostor_memory: float = IMPOSTOR_MEMORY,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        pause: Callable[[], None] = lambda: None,
     ) -> None:
         self.events = events
         self.on_accept = on_accept
@@ -180,6 +203,7 @@ class Connections:
         self.impostor_memory = impostor_memory
         self.clock = clock
         self.wall = wall
+        self.pause = pause
         self.active: dict[int, Any] = {}  # datapath id -> accepted connection
         self.collecting: dict[Any, Collector] = {}  # accepted connection -> its handshake
         self.opened: dict[Any, float] = {}  # connection not synced yet -> when it opened
@@ -262,6 +286,8 @@ class Connections:
         if not isinstance(msg, reply):
             return False
         absorb(collector, msg.body)
+        if self.collecting.get(dp) is not collector:
+            return True  # dropped or restarted while it paused: this handshake is over
         if msg.flags & ofp.OFPMPF_REPLY_MORE:
             return True
         collector.step += 1
@@ -281,7 +307,7 @@ class Connections:
         """Run our handshake again on an accepted connection (e.g. its ports now match)."""
         if self.accepted(dp):
             self.opened[dp] = self.clock()
-            self.collecting[dp] = collector = Collector()
+            self.collecting[dp] = collector = self._collector()
             collector.request(dp)
 
     # ---- timers --------------------------------------------------------------------
@@ -327,10 +353,13 @@ class Connections:
 
     def _accept(self, dp: Any) -> None:
         self.active[dp.id] = dp
-        self.collecting[dp] = collector = Collector()
+        self.collecting[dp] = collector = self._collector()
         self.events.add(self.wall(), "switch-connect", dpid=dp.id, address=_addr(dp))
         self.on_accept(dp)
         collector.request(dp)
+
+    def _collector(self) -> Collector:
+        return Collector(pause=self.pause, wall=self.wall)
 
     def _drop(self, dp: Any, **why: str) -> None:
         del self.active[dp.id]
