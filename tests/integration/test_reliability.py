@@ -649,12 +649,20 @@ def test_malformed_packets_are_counted_not_fatal(network_factory, controller_fac
     check(problems, ctl.running, "controller died")
     check(problems, not errs, "controller log errors:\n" + "\n".join(errs))
     check(problems, works, "normal traffic broken afterwards")
-    for name in ("truncated ARP", "ARP cut at 28 bytes", "truncated ARP (new MAC)"):
+    for name in ("truncated ARP", "ARP cut at 28 bytes"):
         check(
             problems,
             per_case[name].get("malformed", 0) >= 3,
             f"{name}: not counted as malformed: {per_case[name]}",
         )
+    # A new MAC's frames: the first copy marks it "learning in progress" (2 s), so 1-3
+    # copies reach the controller (the mark is installed asynchronously); each is counted.
+    new_arp = per_case["truncated ARP (new MAC)"]
+    check(
+        problems,
+        1 <= new_arp.get("malformed", 0) == new_arp.get("in", 0) <= 3,
+        f"truncated ARP (new MAC): not counted as malformed: {new_arp}",
+    )
     for name in ("QinQ 802.1ad+802.1Q", "QinQ ARP", "QinQ (new MAC)"):
         check(
             problems,
