@@ -749,6 +749,15 @@ def captured(proc: subprocess.Popen[bytes], bpf: str = "") -> list[str]:
     return [ln for ln in out.splitlines() if ln.strip()]
 
 
+def ping_learned(ctl: Controller, node: Node, peer: Node, count: int = 1) -> bool:
+    """`node` pings `peer` and the controller has learned node's MAC. A ping alone no
+    longer proves learning: the datapath forwards a new source itself and the learning
+    copy reaches the controller a moment later (flows/PIPELINE.md, table 2)."""
+    if not ping(node, peer, count=count):
+        return False
+    return node.MAC() in {r["mac"] for r in ctl.get_json("/slb/v1/placement")}
+
+
 def wait_synced(
     ctl: Controller, bridges: int = 1, timeout: float = 20.0, interval: float = 0.2
 ) -> None:

@@ -34,7 +34,9 @@ def lab():
         # Learn the VMs one at a time so the placement (and the reference dump) is
         # deterministic: the least-loaded rule alternates v11->eth1, v12->eth2, ...
         for name in VMS:
-            h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} -> r1")
+            h.wait_until(
+                lambda n=name: h.ping_learned(ctl, net.get(n), r1), timeout=10, desc=f"{name} -> r1"
+            )
         yield net, ctl
 
 

@@ -55,7 +55,9 @@ def lab():
     with h.lab(CONFIG, OF_PORT, WS_PORT, **TOPO) as (net, ctl):
         r1 = net.get("dpr1")
         for name in VMS:
-            h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=15, desc=f"{name} -> r1")
+            h.wait_until(
+                lambda n=name: h.ping_learned(ctl, net.get(n), r1), timeout=15, desc=f"{name} -> r1"
+            )
         yield net, ctl
     print("\n".join(f"FIGURE {k}: {v}" for k, v in FIGURES.items()))
 
@@ -198,7 +200,7 @@ def test_mac_churn_past_the_port_limit_recovers_once_the_old_macs_age(lab):
 def test_arp_storm_is_metered_and_bounds_ips_and_learning_packets(lab):
     net, ctl = lab
     r1, v13 = net.get("dpr1"), net.get("dpv13")
-    h.wait_until(lambda: h.ping(v13, r1), timeout=10, desc="v13 learned")
+    h.wait_until(lambda: h.ping_learned(ctl, v13, r1), timeout=10, desc="v13 learned")
     rnd = random.Random(11)
     ips = [
         f"10.{rnd.randrange(1, 250)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
@@ -237,7 +239,7 @@ def test_arp_storm_is_metered_and_bounds_ips_and_learning_packets(lab):
 def test_an_ip_claimed_by_a_fabric_host_is_never_announced_for_a_vm(lab):
     net, ctl = lab
     r1, v11, v12 = net.get("dpr1"), net.get("dpv11"), net.get("dpv12")
-    h.wait_until(lambda: h.ping(v12, r1), timeout=10, desc="v12 learned")
+    h.wait_until(lambda: h.ping_learned(ctl, v12, r1), timeout=10, desc="v12 learned")
     # r1 ARPs on the fabric (a broadcast every host sees) ...
     h.send_frames_in(r1, "dpr1-eth0", [arp_request(r1.MAC(), r1.IP(), "10.0.0.200")])
     time.sleep(0.5)
@@ -271,7 +273,7 @@ def test_an_ip_claimed_by_a_fabric_host_is_never_announced_for_a_vm(lab):
 def test_port_security_from_attached_mac_learns_only_that_mac(lab):
     net, ctl = lab
     r1, v14 = net.get("dpr1"), net.get("dpv14")
-    h.wait_until(lambda: h.ping(v14, r1), timeout=IDLE + 15, desc="v14 learned")
+    h.wait_until(lambda: h.ping_learned(ctl, v14, r1), timeout=IDLE + 15, desc="v14 learned")
     port = ctl.placement()[v14.MAC()]["port"]
     drops = counter(ctl, "port_security_drop")
     h.sh(["ovs-vsctl", "set", "Interface", port, f"external_ids:attached-mac={v14.MAC()}"])
@@ -343,7 +345,7 @@ def test_mac_flood_from_one_vm_does_not_delay_a_new_vm(lab):
 def test_controller_killed_then_active_uplink_fails_broadcast_keeps_flowing(lab):
     net, ctl = lab
     r1, v12 = net.get("dpr1"), net.get("dpv12")
-    h.wait_until(lambda: h.ping(v12, r1), timeout=10, desc="v12 learned")
+    h.wait_until(lambda: h.ping_learned(ctl, v12, r1), timeout=10, desc="v12 learned")
     active = next(name for name, u in ctl.uplinks().items() if u.get("active"))
     row = next(r for r in h.load_chassis().uplink_map(**TOPO)[HV] if r["uplink"] == active)
     ctl.kill9()
@@ -423,7 +425,7 @@ def test_a_new_sources_burst_costs_one_packet_in_and_is_forwarded(lab):
 
     net, ctl = lab
     r1, v13 = net.get("dpr1"), net.get("dpv13")
-    h.wait_until(lambda: h.ping(v13, r1), timeout=10, desc="v13 learned")
+    h.wait_until(lambda: h.ping_learned(ctl, v13, r1), timeout=10, desc="v13 learned")
     port_name = ctl.placement()[v13.MAC()]["port"]
     ofport = int(h.sh(["ovs-vsctl", "get", "Interface", port_name, "ofport"]).strip())
     new = mac_of(0x4242, 0x13)

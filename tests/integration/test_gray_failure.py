@@ -60,7 +60,9 @@ def controller(config):
 def learned(net, ctl):
     r1 = net.get(PREFIX + "r1")
     for name in VMS:
-        h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} -> r1")
+        h.wait_until(
+            lambda n=name: h.ping_learned(ctl, net.get(n), r1), timeout=10, desc=f"{name} -> r1"
+        )
     h.wait_until(lambda: len(ctl.placement()) >= len(VMS), timeout=5, desc="VMs placed")
 
 

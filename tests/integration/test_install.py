@@ -130,7 +130,9 @@ def test_exec_start_line_runs_the_controller(installed, network_factory):
         h.wait_synced(ctl)
         r1 = net.get("pmr1")
         for vm in ("pmv11", "pmv12"):
-            h.wait_until(lambda v=vm: h.ping(net.get(v), r1), timeout=10, desc=f"{vm} -> pmr1")
+            h.wait_until(
+                lambda v=vm: h.ping_learned(ctl, net.get(v), r1), timeout=10, desc=f"{vm} -> pmr1"
+            )
         placement = ctl.placement()
         assert {row["uplink"] for row in placement.values()} <= set(UPLINKS)
         assert len(placement) == 2, placement

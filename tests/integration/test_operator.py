@@ -42,7 +42,11 @@ def lab():
     with h.lab(CONFIG, OF_PORT, WS_PORT, **TOPO) as (net, ctl):
         r1 = net.get("xr1")
         for name in ("xv11", "xv12"):
-            h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} -> xr1")
+            h.wait_until(
+                lambda n=name: h.ping_learned(ctl, net.get(n), r1),
+                timeout=10,
+                desc=f"{name} -> xr1",
+            )
         yield net, ctl
 
 

@@ -38,7 +38,7 @@ def test_vswitchd_crash_and_restart_restores_flows_and_placement():
         vms = [net.get("orv11"), net.get("orv12")]
         r1 = net.get("orr1")
         for vm in vms:
-            h.wait_until(lambda v=vm: h.ping(v, r1), timeout=10, desc=f"{vm} -> r1")
+            h.wait_until(lambda v=vm: h.ping_learned(ctl, v, r1), timeout=10, desc=f"{vm} -> r1")
         ctl.request("POST", f"/slb/v1/placement/{vms[0].MAC()}/pin", {})
         before = {r["mac"]: (r["uplink"], r["pinned"]) for r in ctl.get_json("/slb/v1/placement")}
         flows_before = h.normalise_flows(h.dump_flows("orhv1", raw=True))

@@ -163,7 +163,9 @@ def stack(tmp_path_factory):
         try:
             r1 = net.get("pmr1")
             for vm in ("pmv11", "pmv12"):
-                h.wait_until(lambda v=vm: h.ping(net.get(v), r1), timeout=10, desc=f"{vm} ping")
+                h.wait_until(
+                    lambda v=vm: h.ping_learned(ctl, net.get(v), r1), timeout=10, desc=f"{vm} ping"
+                )
             prom = Prometheus(tmp_path_factory.mktemp("prometheus"))
             h.wait_until(prom.ready, timeout=30, desc="prometheus ready")
             h.wait_until(

@@ -42,7 +42,9 @@ def test_rebalance_spreads_vms_started_on_one_uplink(network_factory, controller
     h.wait_until(lambda: not ctl.uplinks()["rbhv1-eth2"]["live"], timeout=10, desc="eth2 seen down")
     r1, r2 = net.get("rbr1"), net.get("rbr2")
     for name in VMS:
-        h.wait_until(lambda n=name: h.ping(net.get(n), r1), timeout=10, desc=f"{name} learned")
+        h.wait_until(
+            lambda n=name: h.ping_learned(ctl, net.get(n), r1), timeout=10, desc=f"{name} learned"
+        )
     h.sh(["ip", "link", "set", far2, "up"])
     h.wait_until(lambda: ctl.uplinks()["rbhv1-eth2"]["live"], timeout=10, desc="eth2 back")
     placement = {r["mac"]: r["uplink"] for r in ctl.get_json("/slb/v1/placement")}

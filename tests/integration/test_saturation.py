@@ -80,7 +80,11 @@ def test_full_links_split_four_and_four_get_repaired(network_factory, controller
     h.wait_synced(ctl)
     remote = net.get("str1")
     for name in VMS:
-        h.wait_until(lambda n=name: h.ping(net.get(n), remote), timeout=10, desc=f"{name} learned")
+        h.wait_until(
+            lambda n=name: h.ping_learned(ctl, net.get(n), remote),
+            timeout=10,
+            desc=f"{name} learned",
+        )
     # Half and half, not pinned: a split that looks balanced once both links are full.
     for i, name in enumerate(VMS):
         mac = net.get(name).MAC()

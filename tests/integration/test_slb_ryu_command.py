@@ -55,7 +55,7 @@ def test_slb_ryu_runs_the_controller_on_an_unpatched_ryu(tmp_path, network_facto
         health = ctl.get_json("/slb/v1/health")
         assert health["status"] == "ok", health
         vm, r1 = net.get(PREFIX + "v11"), net.get(PREFIX + "r1")
-        h.wait_until(lambda: h.ping(vm, r1), timeout=15, desc="v11 pings r1")
+        h.wait_until(lambda: h.ping_learned(ctl, vm, r1), timeout=15, desc="v11 pings r1")
         assert ctl.placement()[vm.MAC()]["uplink"] in (f"{PREFIX}hv1-eth1", f"{PREFIX}hv1-eth2")
         listening = h.sh(["ss", "-ltnH", f"sport = :{WS_PORT}"])
         assert f"127.0.0.1:{WS_PORT}" in listening, listening

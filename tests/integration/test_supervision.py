@@ -17,7 +17,7 @@ def test_failing_stats_poll_is_contained_reported_and_recovers(network_factory):
         net = network_factory(controller_port=6701, prefix="sv", hvs=1, uplinks=2, vms_per_hv=2)
         h.wait_synced(ctl)
         v1, r1 = net.get("svv11"), net.get("svr1")
-        h.wait_until(lambda: h.ping(v1, r1), timeout=10, desc="v11 to reach r1")
+        h.wait_until(lambda: h.ping_learned(ctl, v1, r1), timeout=10, desc="v11 to reach r1")
 
         def degraded():
             health = ctl.get_json("/slb/v1/health")

@@ -37,7 +37,9 @@ def lab():
     with h.lab(CONFIG, OF_PORT, WS_PORT, **TOPO) as (net, ctl):
         for name in VMS:
             remote = net.get(REMOTES[VLAN[name]][0])
-            h.wait_until(lambda n=name, r=remote: h.ping(net.get(n), r), timeout=15, desc=name)
+            h.wait_until(
+                lambda n=name, r=remote: h.ping_learned(ctl, net.get(n), r), timeout=15, desc=name
+            )
         yield net, ctl
 
 
