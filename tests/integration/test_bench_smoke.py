@@ -68,7 +68,8 @@ def test_live_benchmark_quick(ovs, tmp_path):
     ):
         row = re.search(rf"^{label}\s+([\d.]+)\s+([\d.]+)\s*$", mixed, re.M)
         assert row, (label, out)
-        assert float(row.group(1)) > 0 and float(row.group(2)) > 0, row.group(0)
+        # ours > 0; the OVS bond may starve a flow on the slow link (0.00 seen): >= 0
+        assert float(row.group(1)) > 0 and float(row.group(2)) >= 0, row.group(0)
     for label in (r"VMs on the 2 Mbit/s uplink at end \(of 4\)", "MAC moves while iperf3 ran"):
         assert re.search(rf"^{label}\s+(\d+)\s+(\d+)\s*$", mixed, re.M), (label, out)
 
@@ -88,7 +89,8 @@ def test_live_benchmark_quick(ovs, tmp_path):
         assert len(runs) == 1 and "error" not in runs[0], (system, runs)
         res = runs[0]
         assert res["htb_mbps"] == {"bhv1-eth1": 10.0, "bhv1-eth2": 2.0}, res["htb_mbps"]
-        assert res["aggregate_mbps"] > 0 and all(f > 0 for f in res["flow_mbps"]), res
+        flows_ok = all(f > 0 for f in res["flow_mbps"]) or system == "ovs"  # OVS may starve one
+        assert res["aggregate_mbps"] > 0 and flows_ok, res
         assert all(m > 0 for m in res["carried_mbps"]), res["carried_mbps"]
         assert 0.25 <= res["jain"] <= 1.0, res["jain"]
         assert res["series"] and res["timeline"], system

@@ -42,7 +42,7 @@ def topo() -> dict:
 def learn_vms(net) -> None:
     r1 = net.get(PREFIX + "r1")
     for vm in (PREFIX + "v11", PREFIX + "v12"):
-        assert h.ping(net.get(vm), r1, count=2), vm
+        h.wait_until(lambda v=vm: h.ping(net.get(v), r1, count=2), timeout=15, desc=f"{vm} -> r1")
 
 
 def rows(ctl: h.Controller) -> dict:
