@@ -405,7 +405,7 @@ def test_new_vm_while_the_controller_is_down_gets_connectivity_and_is_learned_la
         ctl.start()
         h.wait_synced(ctl)
     try:
-        h.wait_until(lambda: h.ping(v13, r1) and new in ctl.placement(), timeout=10, desc="learned")
+        h.wait_until(lambda: h.ping_learned(ctl, v13, r1), timeout=10, desc="learned")
     finally:
         set_mac(v13, real)
         h.wait_until(lambda: h.ping(v13, r1), timeout=IDLE + 15, desc="v13 restored")

@@ -67,14 +67,8 @@ def start_lab(network_factory, controller_factory, hvs=1, vms=2, **options):
     r1 = net.get(PREFIX + "r1")
     for names in CHASSIS.chassis_names(**topo(hvs, vms))["vms"].values():
         for name in names:
-            # A ping alone does not prove learning: the datapath forwards a new source
-            # itself (issue 11), and a copy that reached the controller before it was
-            # synced is not learned; the VM's next frames are.
             h.wait_until(
-                lambda n=name: (
-                    h.ping(net.get(n), r1)
-                    and net.get(n).MAC() in {r["mac"] for r in ctl.get_json("/slb/v1/placement")}
-                ),
+                lambda n=name: h.ping_learned(ctl, net.get(n), r1),
                 timeout=10,
                 desc=f"{name} -> r1 and learned",
             )
