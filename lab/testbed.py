@@ -508,28 +508,50 @@ def ping(src: Node, dst: Node, count: int = 1, wait: int = 1) -> bool:
     return bool(m and int(m.group(1)) > 0)
 
 
-_RSTP_PORT_RE = re.compile(r"^\s+(\S+)\s+(Root|Designated|Alternate|Backup|Disabled)\s+(\S+)\s")
+_RSTP_PORT_RE = re.compile(
+    r"^\s+(\S+)\s+(Root|Designated|Alternate|Backup|Disabled)\s+(\S+)\s+\d+\s+\d+\.(\d+)\s*$"
+)
 
 
 def rstp_ports(bridge: str) -> dict[str, tuple[str, str]]:
-    """{ifname: (role, state)} from ``ovs-appctl rstp/show BRIDGE``."""
+    """{ifname: (role, state)} from ``ovs-appctl rstp/show BRIDGE``.
+
+    rstp/show cuts interface names to 10 characters ("tor2-eth1" and "tor2-eth2" of a
+    prefixed bridge both print as "zztor2-eth"), so rows are keyed by the port number
+    of their Pri.Nbr column, mapped back to the interface name by its ofport."""
     out = sh(["ovs-appctl", "--timeout=5", "rstp/show", bridge], timeout=7)
+    ours = set(sh(["ovs-vsctl", "--timeout=5", "list-ports", bridge], timeout=7).split())
+    cmd = ["ovs-vsctl", "--timeout=5", "-f", "csv", "--no-headings"]
+    rows = sh(cmd + ["--columns=name,ofport", "list", "Interface"], timeout=7).splitlines()
+    names = {}
+    for row in rows:
+        name, _, ofport = row.partition(",")
+        if name.strip('"') in ours:
+            names[ofport.strip()] = name.strip('"')
     ports = {}
     for line in out.splitlines():
         m = _RSTP_PORT_RE.match(line)
         if m:
-            ports[m.group(1)] = (m.group(2), m.group(3))
+            ports[names.get(m.group(4), m.group(1))] = (m.group(2), m.group(3))
     return ports
 
 
 def rstp_stable(bridges: Iterable[str]) -> bool:
-    """True when every RSTP port of bridges is Root/Designated+Forwarding or
-    Alternate/Backup+Discarding (no port still Learning or Discarding on its way)."""
+    """True when every port of bridges is in RSTP and is Root/Designated+Forwarding or
+    Alternate/Backup+Discarding (no port still Learning or Discarding on its way).
+
+    A ``Disabled`` port is not stable: right after the bridges are created, OVS shows
+    ports whose link it has not seen come up yet as Disabled, and a fabric that looks
+    converged then reconverges under the first test frames. Every fabric port is up at
+    start."""
     for br in bridges:
         ports = rstp_ports(br)
-        if not ports:
+        names = set(sh(["ovs-vsctl", "--timeout=5", "list-ports", br], timeout=7).split())
+        if not ports or set(ports) != names:
             return False
         for role, state in ports.values():
+            if role == "Disabled":
+                return False
             if role in ("Root", "Designated") and state != "Forwarding":
                 return False
             if role in ("Alternate", "Backup") and state != "Discarding":
@@ -556,7 +578,16 @@ def wait_fabric_converged(net: Mininet, prefix: str = "", timeout: float = 60.0)
     Returns the seconds it took."""
     t0 = time.monotonic()
     fabric = [prefix + n for n in ("tor1", "tor2", "agg1", "agg2")]
-    wait_until(lambda: rstp_stable(fabric), timeout=timeout, interval=0.25, desc="RSTP stable")
+
+    # Stable in two polls 0.5 s apart: a bridge that has just heard a better root
+    # re-syncs its ports, and a single poll can fall between two such steps.
+    def settled() -> bool:
+        if not rstp_stable(fabric):
+            return False
+        time.sleep(0.5)
+        return rstp_stable(fabric)
+
+    wait_until(settled, timeout=timeout, interval=0.25, desc="RSTP stable")
     r1, r2 = net.get(prefix + "r1"), net.get(prefix + "r2")
     left = max(1.0, timeout - (time.monotonic() - t0))
     wait_until(lambda: ping(r1, r2), timeout=left, interval=0.5, desc="r1 to ping r2 (RSTP)")
