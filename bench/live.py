@@ -1069,30 +1069,38 @@ def table(results: dict, mode, argv_line: str) -> str:
     return "\n".join(lines)
 
 
+def _metric_table(
+    keys: list[str], sums: dict, metrics: list, head: list[str], foot: list[str]
+) -> list[str]:
+    """Header lines, one row per metric (a column per system), footnotes: the shape
+    the mixed-speed and saturation tables share."""
+    width, col = max(len(m[1]) for m in metrics) + 2, 24
+    rule = "-" * (width + col * len(keys))
+    lines = head + [f"{'metric':<{width}}" + "".join(f"{SYSTEMS[k]:>{col}}" for k in keys), rule]
+    for key, label, _, spec, none in metrics:
+        cells = "".join(f"{_cell(sums[k], key, spec, none):>{col}}" for k in keys)
+        lines.append(f"{label:<{width}}" + cells)
+    return lines + [rule] + foot
+
+
 def table_mixed(results: dict, mode) -> str:
     keys = [k for k in ("ours", "ovs") if results.get(k)]
     sums = {k: summary_mixed(results[k]) for k in keys}
     n_runs = max((len(results[k]) for k in keys), default=0)
-    width, col = max(len(m[1]) for m in MIXED_METRICS) + 2, 24
-    lines = [
+    head = [
         f"# mixed speeds: uplink 1 {MIXED_BW[0]} Mbit/s, uplink 2 {MIXED_BW[1]} Mbit/s; "
         f"slb-ryu told uplink_speeds = {MIXED_SPEEDS}; OVS bond as is; VMs placed as each "
         f"system places them; rebalance every {REBALANCE} s; iperf3 -t {mode.iperf_s}",
         f"# {n_runs} run(s) per system: median (each run)",
-        f"{'metric':<{width}}" + "".join(f"{SYSTEMS[k]:>{col}}" for k in keys),
-        "-" * (width + col * len(keys)),
     ]
-    for key, label, _, spec, none in MIXED_METRICS:
-        cells = "".join(f"{_cell(sums[k], key, spec, none):>{col}}" for k in keys)
-        lines.append(f"{label:<{width}}" + cells)
-    lines += [
-        "-" * (width + col * len(keys)),
+    foot = [
         f"# * sum of the 4 iperf3 flows over their last {mode.window_s} s; "
         f"max {sum(MIXED_BW)} Mbit/s ({' + '.join(map(str, MIXED_BW))})",
         f"# ** the uplink's tx counter over the same {mode.window_s} s "
         "(frames with their headers: a full link shows a little above iperf3's rate)",
         "# *** (sum x)^2 / (4 sum x^2) over the 4 flows' rates: 1 = equal, 0.25 = one takes all",
     ]
+    lines = _metric_table(keys, sums, MIXED_METRICS, head, foot)
     for k in keys:
         for err in sums[k]["errors"]:
             lines.append(f"# {SYSTEMS[k]}: ERROR: {err}")
@@ -1101,27 +1109,24 @@ def table_mixed(results: dict, mode) -> str:
 
 def table_sat(results: dict, mode) -> str:
     keys = [k for k in ("ours", "ovs") if results.get(k)]
-    sums = {k: _per_metric([r for r in results[k] if "error" not in r], SAT_METRICS) for k in keys}
+    sums = {
+        k: dict(_per_metric([r for r in results[k] if "error" not in r], SAT_METRICS), errors=[])
+        for k in keys
+    }
     n_runs = max((len(results[k]) for k in keys), default=0)
-    width, col = max(len(m[1]) for m in SAT_METRICS) + 2, 24
-    lines = [
+    head = [
         f"# saturation: uplink 1 {MIXED_BW[0]} Mbit/s, uplink 2 {MIXED_BW[1]} Mbit/s (TBF, "
         f"{SAT_QUEUE_MS} ms queue); {len(SAT_VMS)} VMs, one CUBIC flow each to r1, split 4 + 4 "
         f"before the traffic; rebalance every {REBALANCE} s; iperf3 -t {mode.sat_s}, "
         f"tail {mode.sat_tail_s} s",
         f"# {n_runs} run(s) per system: median (each run)",
-        f"{'metric':<{width}}" + "".join(f"{SYSTEMS[k]:>{col}}" for k in keys),
-        "-" * (width + col * len(keys)),
     ]
-    for key, label, _, spec, none in SAT_METRICS:
-        cells = "".join(f"{_cell(dict(sums[k], errors=[]), key, spec, none):>{col}}" for k in keys)
-        lines.append(f"{label:<{width}}" + cells)
-    lines += [
-        "-" * (width + col * len(keys)),
+    foot = [
         f"# * (sum x)^2 / (8 sum x^2) of the flows' rates over their last {mode.sat_tail_s} s: "
         "1 = equal; 4 + 4 is 0.69 at best, 7 + 1 0.98",
         "# ** ours: REST move events; OVS: 'shift' lines in ovs-vswitchd.log (one bucket each)",
     ]
+    lines = _metric_table(keys, sums, SAT_METRICS, head, foot)
     for k in keys:
         for r in results[k]:
             if "error" in r:
