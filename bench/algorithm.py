@@ -205,8 +205,8 @@ class OursBefore(Ours):
         mod = self.module
         uplinks = [mod.UplinkState(u, u in self.live, self.speeds[u]) for u in self.wl.uplinks]
         per_direction = "rx" in getattr(mod.MacLoad, "_fields", ())  # after 9c600bc
-        rows = [
-            mod.MacLoad(k, u, s[0], s[1], False, lm)
+        rows = [  # per-direction revisions take plain tuples, as Ours.decide passes them
+            (k, u, s[0], s[1], False, lm)
             if per_direction
             else mod.MacLoad(k, u, s[0] + s[1], False, lm)
             for k, u, s, lm in zip(

@@ -599,9 +599,12 @@ def _best_set(
 
 
 def _better_by(a: list[float], b: list[float], margin: float, eps: float) -> bool:
-    """a beats b by at least `margin` (and more than `eps`, float noise) at the first entry
-    where they differ by more than `eps`."""
+    """a beats b: lower by at least max(margin, eps) at the first entry where they differ by
+    more than `eps` (float noise), and not higher at all before it (a rise of the maximum,
+    however small, is a rise)."""
     for x, y in zip(a, b, strict=True):
-        if abs(x - y) > eps:
-            return y - x >= max(margin, eps)
+        if x > y:
+            return False
+        if y - x > eps:
+            return y - x >= margin
     return False
