@@ -303,6 +303,40 @@ def small_constant_table(seeds: int) -> list[tuple[str, bool]]:
     ]
 
 
+def floor_table(selected: list[Workload], rounds: int) -> None:
+    """What re-placing every MAC every round would reach, acting on the previous round's
+    loads: the best placement (MILP up to 16 MACs, else largest-first greedy) for the exact
+    loads of the last round ("last"), or for the smoothed rates plan() sees ("smoothed"),
+    judged on this round's loads as the table above. Unlimited moves, no dwell. A reference,
+    not a strict bound (keeping a placement can beat re-optimising for stale loads), but it
+    shows what acting on past loads costs when one MAC's drift moves the optimum (down-up
+    cases skipped)."""
+    print("\n## reference: re-place everything every round from the last round's loads")
+    print(f"{'case':<24} {'last':>6} {'smoothed':>8}")
+    for wl in selected:
+        if wl.down is not None:
+            continue
+        caps = {u: s / 8.0 for u, s in zip(wl.uplinks, wl.speeds, strict=True)}
+        tracker = LoadTracker(half_life=INTERVAL)
+        cum = [[0, 0] for _ in wl.keys]
+        last = smooth = None
+        got: tuple[list[float], list[float]] = ([], [])
+        for r in range(1, rounds + 1):
+            rates = wl.step()
+            ref, _ = optimum.best(rates, caps)
+            if last is not None and r > rounds // 2:
+                got[0].append(optimum.worst(last, rates, caps) / ref)
+                got[1].append(optimum.worst(smooth, rates, caps) / ref)
+            seen = []
+            for i, (tx, rx) in enumerate(rates):
+                cum[i][0] += int(tx * INTERVAL)
+                cum[i][1] += int(rx * INTERVAL)
+                seen.append(tracker.update(wl.keys[i], cum[i][0], cum[i][1], r * INTERVAL))
+            last = optimum.best_placement(rates, caps)
+            smooth = optimum.best_placement(seen, caps) if r > 1 else last
+        print(f"{wl.name:<24} {statistics.fmean(got[0]):6.3f} {statistics.fmean(got[1]):8.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run")
@@ -318,6 +352,12 @@ def main(argv: list[str] | None = None) -> int:
         "table unless --constant, and the saturation table)",
     )
     ap.add_argument("--constant", action="store_true", help="with --case: keep the constant table")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also print what re-placing everything every round from the last round's\n"
+        "loads reaches (what acting on past loads costs; slow for 10,000 MACs)",
+    )
     args = ap.parse_args(argv)
     if args.before:
         _load_before(args.before)
@@ -425,6 +465,11 @@ def main(argv: list[str] | None = None) -> int:
             )
     for name, ms in times:
         targets.append((f"{name}: decision incl. input p95 {ms:.1f} ms <= 20 ms", ms <= 20.0))
+    if args.floor:
+        floor_table(
+            [w for w in cases(args.quick) if not args.case or any(t in w.name for t in args.case)],
+            rounds,
+        )
     if not args.case:
         print("\n## saturation: max-min-fair TCP on full uplinks (bench/saturation.py)")
         saturation.main()
