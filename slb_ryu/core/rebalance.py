@@ -43,7 +43,8 @@ most once per run.
 Few MACs (at most SMALL_MACS = 16 movable, swaps allowed): the greedy's pairwise view is
 replaced by a small search. It takes the set of one, two or three moves (a swap is two) that
 lowers the sorted vector most, a larger set only when it beats the best smaller one by a
-clear margin (1.5% of the maximum), and repeats with the MACs not yet moved. Gates: the
+clear margin (3% of the maximum), and repeats with the MACs not yet moved, up to
+max(max_moves, max_burst) moves (spread_runs does not apply). Gates: the
 maximum is more than `tolerance` above the lower bound max(total_d / sum C, largest MAC_d /
 fastest C) (a dead band against what any placement could reach, not pairwise: three or four
 uplinks' pairwise bands no longer add up); a run's first set lowers the first entry it
