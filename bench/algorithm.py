@@ -35,6 +35,7 @@ Targets (bench/README.md, from issue 12) are printed with met/missed.
 
     python bench/algorithm.py            # full matrix (a few minutes)
     python bench/algorithm.py --quick    # smoke run
+    python bench/algorithm.py --case "4x10G 14" --case 1000   # a subset, for iterating
 """
 
 from __future__ import annotations
@@ -195,15 +196,19 @@ class Ours:
 
 
 class OursBefore(Ours):
-    """An older slb_ryu.core.rebalance (git revision), tx+rx summed: for before/after rows."""
+    """An older slb_ryu.core.rebalance (git revision; up to 9c600bc it took tx+rx summed):
+    for before/after rows."""
 
     module = None  # set by main() from --before REV
 
     def decide(self, now: float) -> list:
         mod = self.module
         uplinks = [mod.UplinkState(u, u in self.live, self.speeds[u]) for u in self.wl.uplinks]
-        rows = [
-            mod.MacLoad(k, u, s[0] + s[1], False, lm)
+        per_direction = "rx" in getattr(mod.MacLoad, "_fields", ())  # after 9c600bc
+        rows = [  # per-direction revisions take plain tuples, as Ours.decide passes them
+            (k, u, s[0], s[1], False, lm)
+            if per_direction
+            else mod.MacLoad(k, u, s[0] + s[1], False, lm)
             for k, u, s, lm in zip(
                 self.wl.keys, self.placement, self.smooth, self.last_moved, strict=True
             )
@@ -298,6 +303,40 @@ def small_constant_table(seeds: int) -> list[tuple[str, bool]]:
     ]
 
 
+def floor_table(selected: list[Workload], rounds: int) -> None:
+    """What re-placing every MAC every round would reach, acting on the previous round's
+    loads: the best placement (MILP up to 16 MACs, else largest-first greedy) for the exact
+    loads of the last round ("last"), or for the smoothed rates plan() sees ("smoothed"),
+    judged on this round's loads as the table above. Unlimited moves, no dwell. A reference,
+    not a strict bound (keeping a placement can beat re-optimising for stale loads), but it
+    shows what acting on past loads costs when one MAC's drift moves the optimum (down-up
+    cases skipped)."""
+    print("\n## reference: re-place everything every round from the last round's loads")
+    print(f"{'case':<24} {'last':>6} {'smoothed':>8}")
+    for wl in selected:
+        if wl.down is not None:
+            continue
+        caps = {u: s / 8.0 for u, s in zip(wl.uplinks, wl.speeds, strict=True)}
+        tracker = LoadTracker(half_life=INTERVAL)
+        cum = [[0, 0] for _ in wl.keys]
+        last = smooth = None
+        got: tuple[list[float], list[float]] = ([], [])
+        for r in range(1, rounds + 1):
+            rates = wl.step()
+            ref, _ = optimum.best(rates, caps)
+            if last is not None and r > rounds // 2:
+                got[0].append(optimum.worst(last, rates, caps) / ref)
+                got[1].append(optimum.worst(smooth, rates, caps) / ref)
+            seen = []
+            for i, (tx, rx) in enumerate(rates):
+                cum[i][0] += int(tx * INTERVAL)
+                cum[i][1] += int(rx * INTERVAL)
+                seen.append(tracker.update(wl.keys[i], cum[i][0], cum[i][1], r * INTERVAL))
+            last = optimum.best_placement(rates, caps)
+            smooth = optimum.best_placement(seen, caps) if r > 1 else last
+        print(f"{wl.name:<24} {statistics.fmean(got[0]):6.3f} {statistics.fmean(got[1]):8.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run")
@@ -305,6 +344,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=None, help="seeds of the constant small cases")
     ap.add_argument("--no-legacy", action="store_true", help="skip the pre-2.16 OVS rows")
     ap.add_argument("--before", metavar="REV", help="also run slb_ryu's rebalance.py of git REV")
+    ap.add_argument(
+        "--case",
+        action="append",
+        metavar="TEXT",
+        help="only drifting cases whose name contains TEXT (repeatable; skips the constant\n"
+        "table unless --constant, and the saturation table)",
+    )
+    ap.add_argument("--constant", action="store_true", help="with --case: keep the constant table")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also print what re-placing everything every round from the last round's\n"
+        "loads reaches (what acting on past loads costs; slow for 10,000 MACs)",
+    )
     args = ap.parse_args(argv)
     if args.before:
         _load_before(args.before)
@@ -315,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# {platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {rounds} rounds of {INTERVAL:.0f} s per case"
     )
-    targets = small_constant_table(seeds)
+    targets = small_constant_table(seeds) if not args.case or args.constant else []
 
     print("\n## drifting loads: ratio = worst per-direction normalised load / reference")
     print("# ref: 'opt' exact MILP optimum, 'lb' lower bound (ratio is then an upper bound)")
@@ -330,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     missed_drift, missed_moves, missed_vs_ovs, recov, times = [], [], [], [], []
     n_cases = 0
     for wl in cases(args.quick):
+        if args.case and not any(text in wl.name for text in args.case):
+            continue
         n_cases += 1
         results, refs = run_case(wl, rounds, legacy=not args.no_legacy)
         exact = refs[0][3]
@@ -410,8 +465,14 @@ def main(argv: list[str] | None = None) -> int:
             )
     for name, ms in times:
         targets.append((f"{name}: decision incl. input p95 {ms:.1f} ms <= 20 ms", ms <= 20.0))
-    print("\n## saturation: max-min-fair TCP on full uplinks (bench/saturation.py)")
-    saturation.main()
+    if args.floor:
+        floor_table(
+            [w for w in cases(args.quick) if not args.case or any(t in w.name for t in args.case)],
+            rounds,
+        )
+    if not args.case:
+        print("\n## saturation: max-min-fair TCP on full uplinks (bench/saturation.py)")
+        saturation.main()
     print("\n## targets (issue 12)")
     for text, ok in targets:
         print(f"{'met   ' if ok else 'MISSED'}  {text}")

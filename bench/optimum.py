@@ -88,10 +88,15 @@ def _placement_rows(
 
 def optimum(loads: Loads, caps: dict[int, float], time_limit: float = 10.0) -> float:
     """Exact min over placements of `worst` (MILP). Raises ValueError when unsolved."""
+    if not loads:
+        return 0.0
+    return worst(placement(loads, caps, time_limit), loads, caps)  # recomputed exactly
+
+
+def placement(loads: Loads, caps: dict[int, float], time_limit: float = 10.0) -> list[int]:
+    """An optimal placement (uplink per MAC) by MILP. Raises ValueError when unsolved."""
     ports = sorted(caps)
     n, m = len(loads), len(ports)
-    if n == 0:
-        return 0.0
     s = _scale(loads, caps)
     nv = n * m + 1  # x_iu then T
     c = np.zeros(nv)
@@ -111,8 +116,28 @@ def optimum(loads: Loads, caps: dict[int, float], time_limit: float = 10.0) -> f
     if res.x is None:
         raise ValueError(f"MILP failed: {res.message}")
     x = res.x[:-1].reshape(n, m)
-    place = [ports[int(np.argmax(x[i]))] for i in range(n)]
-    return worst(place, loads, caps)  # recomputed exactly from the integral placement
+    return [ports[int(np.argmax(x[i]))] for i in range(n)]
+
+
+def greedy_placement(loads: Loads, caps: dict[int, float]) -> list[int]:
+    """Largest MAC first, each to the uplink left least loaded (per direction, per speed):
+    within a fraction of a percent of the lower bound with hundreds of MACs."""
+    tx, rx = dict.fromkeys(caps, 0.0), dict.fromkeys(caps, 0.0)
+    place = [0] * len(loads)
+    for i in sorted(range(len(loads)), key=lambda i: -max(loads[i])):
+        t, r = loads[i]
+        u = min(caps, key=lambda p: (max(tx[p] + t, rx[p] + r) / caps[p], p))
+        tx[u] += t
+        rx[u] += r
+        place[i] = u
+    return place
+
+
+def best_placement(loads: Loads, caps: dict[int, float]) -> list[int]:
+    """Optimal (MILP) when small enough, else `greedy_placement`."""
+    if len(loads) <= EXACT_MAX_MACS:
+        return placement(loads, caps)
+    return greedy_placement(loads, caps)
 
 
 def best(loads: Loads, caps: dict[int, float]) -> tuple[float, bool]:

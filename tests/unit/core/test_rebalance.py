@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 
 import pytest
@@ -191,6 +192,50 @@ def test_a_swap_when_no_single_move_helps():
         moved = [m._replace(uplink=3 - m.uplink) if i == single else m for i, m in enumerate(macs)]
         assert max_norm(up(G, G), moved) > max_norm(up(G, G), macs)
     assert plan(up(G, G), macs, 100.0, RebalanceParams(swap_gain=1.01)) == []
+
+
+def test_few_macs_an_exchange_of_three_moves_when_no_one_or_two_help():
+    # 25G + 10G + 1G, four MACs of 1.04, 4.13, 1.76 and 3.13 Gbit/s each way (none fits the
+    # 1G): 25G at 0.277, 10G at 0.313. Only A and D to the 10G and C back to the 25G
+    # (0.290 / 0.280) lowers the maximum; the greedy's pairwise view cannot find it.
+    gbps = G / 8
+    loads = {0: (1, 1.04), 1: (1, 4.13), 2: (2, 3.13), 3: (1, 1.76)}
+    macs = [mac(i, u, x * gbps, rx=x * gbps) for i, (u, x) in loads.items()]
+    links = up(25 * G, 10 * G, G)
+    for changed in (1, 2):  # indeed no set of one or two moves lowers the maximum
+        for who in itertools.combinations(range(4), changed):
+            for where in itertools.product((1, 2, 3), repeat=changed):
+                to = dict(zip(who, where, strict=True))
+                if any(to[i] == macs[i].uplink for i in to):
+                    continue
+                moved = [m._replace(uplink=to.get(i, m.uplink)) for i, m in enumerate(macs)]
+                assert max_norm(links, moved) >= max_norm(links, macs)
+    moves = plan(links, macs, 100.0)
+    assert sorted((m.key, m.new_uplink) for m in moves) == sorted(
+        [(macs[0].key, 2), (macs[3].key, 2), (macs[2].key, 1)]
+    )
+    assert max_norm(links, apply(macs, moves, 100.0)) == pytest.approx(7.26 / 25)
+    # the greedy alone (swaps off turns the small search off too) finds nothing
+    assert plan(links, macs, 100.0, RebalanceParams(swap_gain=1.01)) == []
+
+
+def test_few_macs_no_move_for_a_gain_under_half_the_dead_band():
+    # 2 x 1G: 10.0 + 8.0 + 1.1 Mbit/s vs 8.0 + 9.0: moving the 1.1 lowers the maximum from
+    # 19.1 to 18.1, 5.2%: taken. With 0.15 instead of 1.1, the best gain is 0.8% (< 1%): no.
+    big = [mac(0, 1, 10 * MBPS), mac(1, 1, 8 * MBPS), mac(2, 2, 8 * MBPS), mac(3, 2, 9 * MBPS)]
+    assert [m.key for m in plan(up(G, G), big + [mac(4, 1, 1.1 * MBPS)], 100.0)] == [
+        mac(4, 1, 0).key
+    ]
+    assert plan(up(G, G), big + [mac(4, 1, 0.15 * MBPS)], 100.0) == []
+
+
+def test_few_macs_nothing_within_the_dead_band_of_the_lower_bound():
+    # 3 x 1G at 10.0, 9.9, 9.85 Mbit/s with a 0.1 to move: the maximum is within 2% of the
+    # divisible split, so nothing moves even though moving the 0.1 would lower it.
+    macs = [mac(0, 1, 9.9 * MBPS), mac(1, 1, 0.1 * MBPS), mac(2, 2, 9.9 * MBPS)]
+    macs += [mac(3, 3, 9.85 * MBPS)]
+    assert plan(up(G, G, G), macs, 100.0, RebalanceParams(min_load=0.0)) == []
+    assert plan(up(G, G, G), macs, 100.0, RebalanceParams(min_load=0.0, tolerance=0.0))
 
 
 def test_never_moves_a_mac_onto_a_slow_link_past_the_senders_level():
