@@ -19,6 +19,7 @@ from slb_ryu.core.errors import Conflict, NotFound
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.guards import AnnounceLock, FlapGuard
 from slb_ryu.core.load import LoadTracker
+from slb_ryu.core.marks import LearnBudget, Mark
 from slb_ryu.core.pipeline import FlowSpec, GroupSpec, MeterSpec
 from slb_ryu.core.placement import (
     REASON_DRAIN,
@@ -155,6 +156,8 @@ class BridgeCore:
         self.speeds = dict(speeds or {})
         self.access_vlans = dict(access_vlans or {})
         self.flaps = FlapGuard(limits.flap_limit, limits.flap_window, limits.flap_hold)
+        self.learn_budget = LearnBudget(limits.packet_in_rate)  # copies + recoveries per port
+        self.marks_tried = AnnounceLock(float(pipeline.PENDING_HOLD))  # (port, MAC, VLAN)
         self.announced = AnnounceLock(limits.grat_arp_lock)
         self.switch = SwitchState()
         self.synced = False
@@ -319,6 +322,7 @@ class BridgeCore:
     def tick(self, now: float) -> Output:
         """Timer: age snooped IPs; return held uplinks to service after a quiet period."""
         self.guard_reported.prune(now)
+        self.marks_tried.prune(now)
         if self.limits.mac_idle_timeout:
             for mac, vlan, ip in self.placement.age_ips(now, self.limits.mac_idle_timeout):
                 self.events.add(now, "ip-aged", dpid=self.dpid, mac=mac, vlan=vlan, ip=ip)
@@ -434,24 +438,15 @@ class BridgeCore:
             self.events.count("packet_in_before_sync")
             return out
         key = (src, vlan)
-        attached = self.placement.attached_macs.get(in_port)
-        if kind == pipeline.KIND_PORT_SECURITY or (
-            kind == pipeline.KIND_SRC_MISS and attached and attached != src
-        ):
+        if kind == pipeline.KIND_PORT_SECURITY:
             self.events.count("port_security_drop")
             return out
         if kind == pipeline.KIND_SRC_MISS:
-            if key not in self.placement.macs and self.placement.port_full(in_port):
-                self.events.count("mac_limit_drop")
+            self.learn_budget.charge(in_port, now)  # the meter let it through
+            learned = self._source_miss(in_port, src, vlan, now)
+            if learned is None:
                 return out
-            new_vlan = vlan not in self.placement.learned_vlans()
-            move = self.placement.learn(src, vlan, in_port, now)
-            if move is not None:
-                # A MAC on a VLAN already in use changes no group, meter or bridge-wide
-                # flow (most of a learn's cost at thousands of MACs) unless it fills its
-                # port: then the port's table-2 flows gain the port-full drop.
-                base = new_vlan or self.placement.port_full(in_port)
-                out = self._apply([move], now, base=base)
+            out = learned
             if garp and key in self.placement.macs:
                 # A new VM announcing itself: the datapath already sent its GARP, whose
                 # echo through the other switch must not read as a migration away.
@@ -481,6 +476,63 @@ class BridgeCore:
                 self.events.add(now, "ip", dpid=self.dpid, mac=src, vlan=vlan, ip=arp_spa)
             elif learned == "full":
                 self.events.count("ip_limit_drop")
+        return out
+
+    def _source_miss(self, in_port: int, src: str, vlan: int, now: float) -> Output | None:
+        """A learning copy (or a recovered one): port security and the port's MAC limit
+        as the datapath applies them, then learn; None when refused (counted)."""
+        attached = self.placement.attached_macs.get(in_port)
+        if attached and attached != src:
+            self.events.count("port_security_drop")
+            return None
+        if (src, vlan) not in self.placement.macs and self.placement.port_full(in_port):
+            self.events.count("mac_limit_drop")
+            return None
+        new_vlan = vlan not in self.placement.learned_vlans()
+        move = self.placement.learn(src, vlan, in_port, now)
+        if move is None:
+            return Output()
+        # A MAC on a VLAN already in use changes no group, meter or bridge-wide flow
+        # (most of a learn's cost at thousands of MACs) unless it fills its port: then
+        # the port's table-2 flows gain the port-full drop.
+        base = new_vlan or self.placement.port_full(in_port)
+        return self._apply([move], now, base=base)
+
+    def learning_marks(self, marks: Iterable[Mark], now: float) -> Output:
+        """The datapath's learning-in-progress marks (core/marks.py): learn each marked
+        source we do not know whose copy is overdue, as its copy would have, once per
+        mark, within the port's packet-in budget. A source known on another port is left
+        alone: its mark may be older than the move that learned it there."""
+        out = Output()
+        if not self.synced:
+            return out
+        for in_port, mac, vlan, age in marks:
+            self.events.count("learning_marks")
+            key = (mac, vlan)
+            tried = (in_port, mac, vlan)
+            if age < pipeline.PENDING_MIN_AGE or key in self.placement.macs:
+                continue
+            port = self.placement.ports.get(in_port)
+            if port is None or port.uplink or self.marks_tried.locked(tried, now):
+                continue
+            if not self.learn_budget.take(in_port, now):
+                self.events.count("learning_copy_deferred")  # next read, if the mark lives
+                continue
+            self.marks_tried.announce(tried, now)
+            learned = self._source_miss(in_port, mac, vlan, now)
+            if learned is None or key not in self.placement.macs:
+                continue
+            out.extend(learned)
+            self.events.count("learning_copy_recovered")
+            self.events.add(
+                now,
+                "learning-copy-recovered",
+                dpid=self.dpid,
+                mac=mac,
+                vlan=vlan,
+                port=self.placement.port_name(in_port),
+                age=round(age, 3),
+            )
         return out
 
     def _announced_in(self, key: tuple[str, int], in_port: int, now: float) -> Output:

@@ -20,6 +20,7 @@ from slb_ryu.core.pipeline import (
     COOKIE_LEARNED,
     COOKIE_MAGIC,
     COOKIE_MAGIC_MASK,
+    COOKIE_PENDING_MARK,
     LOCAL_SEEN_PRIORITY,
     PENDING_PRIORITY,
     TABLE_FABRIC_SEEN,
@@ -102,7 +103,7 @@ def _learn(kind: str, hard_timeout: int) -> parser.NXActionLearn:
         specs=specs,
         hard_timeout=hard_timeout,
         priority=priority,
-        cookie=COOKIE_LEARNED,
+        cookie=COOKIE_PENDING_MARK if kind == "learn_pending" else COOKIE_LEARNED,
     )
 
 
