@@ -212,10 +212,12 @@ def learn(net, system, n: int) -> dict:
             net.get(VM), VM + "-eth0", frames, duration=n / RATE, timeout=int(n / RATE) + 60
         )
 
+    ours = isinstance(system, Ours)
+    ovs_before = ovs_evidence() if ours else None
+    counters_before = system.counters() if ours else {}
     sender = threading.Thread(target=send)
     sender.start()
-    ours = isinstance(system, Ours)
-    start_count = system.counters().get("packet_in", 0) if ours else 0
+    start_count = counters_before.get("packet_in", 0)
     deadline = time.time() + n / RATE + 60
     done_at = most_at = None
     moved_at, count = time.time(), None  # when the packet-in counter last moved
@@ -255,7 +257,46 @@ def learn(net, system, n: int) -> dict:
             time.sleep(0.05)
         out["backlog_s"] = max(0.0, moved_at - last)
         out["packet_ins"] = count - start_count
+        after = system.counters()
+        out["copies"] = {  # learning copies: lost on the way (recovered) vs arrived
+            k: after.get(k, 0) - counters_before.get(k, 0)
+            for k in ("learning_copy_recovered", "learning_copy_deferred", "learning_marks")
+        }
+        out["ovs"] = ovs_diff(ovs_before, ovs_evidence())
     return out
+
+
+def ovs_evidence() -> dict:
+    """Where OVS may lose a learning copy: its coverage counters (totals), the VM port
+    meter's band drops, the upcall/flow-limit state."""
+    totals = {}
+    for line in sh(["ovs-appctl", "coverage/show"], timeout=20).splitlines():
+        found = re.match(r"(\w+)\s+.*total: (\d+)", line)
+        if found:
+            totals[found.group(1)] = int(found.group(2))
+    meters = {}
+    for block in re.split(r"(?=meter:)", sh(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", HV])):
+        found = re.match(r"meter:(\d+) .*?0: packet_count:(\d+)", block, re.S)
+        if found:
+            meters[int(found.group(1))] = int(found.group(2))
+    upcall = sh(["ovs-appctl", "upcall/show"], timeout=20)
+    return {"coverage": totals, "meter_drops": meters, "upcall": upcall}
+
+
+def ovs_diff(before: dict, after: dict) -> dict:
+    """What changed between two `ovs_evidence` snapshots (coverage: every counter that
+    moved; meters: band drops by meter id)."""
+    cov = {
+        k: v - before["coverage"].get(k, 0)
+        for k, v in after["coverage"].items()
+        if v != before["coverage"].get(k, 0)
+    }
+    drops = {
+        m: v - before["meter_drops"].get(m, 0)
+        for m, v in after["meter_drops"].items()
+        if v != before["meter_drops"].get(m, 0)
+    }
+    return {"coverage": cov, "meter_drops": drops, "upcall_after": after["upcall"]}
 
 
 def _capture(node, intf: str, direction: str, bpf: str, seconds: float):
