@@ -280,7 +280,27 @@ def ovs_evidence() -> dict:
         if found:
             meters[int(found.group(1))] = int(found.group(2))
     upcall = sh(["ovs-appctl", "upcall/show"], timeout=20)
-    return {"coverage": totals, "meter_drops": meters, "upcall": upcall}
+    # drops of ovs-vswitchd's packet sockets (the userspace datapath reads veth ports
+    # through AF_PACKET; a full receive buffer drops there, before OVS sees the frame)
+    socket_drops = sum(
+        int(found.group(1))
+        for line in sh(["ss", "-0", "-a", "-m", "-p"]).splitlines()
+        if "ovs-vswitchd" in line and (found := re.search(r"skmem:\(.*?,d(\d+)\)", line))
+    )
+    vm_port = int(tb.ovs_get("Interface", VM_PORT, "ofport"))
+    kernel = re.search(
+        r"RX:.*\n\s*\d+\s+(\d+)\s+\d+\s+(\d+)", sh(["ip", "-s", "link", "show", VM_PORT])
+    )
+    return {
+        "coverage": totals,
+        "meter_drops": meters,
+        "upcall": upcall,
+        # frames from the VM: what OVS read from its port, and what the kernel's side of
+        # the veth received (packets, dropped): the difference never reached OVS
+        "vm_port_rx_ovs": tb.port_counters(HV).get(vm_port, {}).get("rx_pkts", 0),
+        "vm_port_rx_kernel": [int(x) for x in kernel.groups()] if kernel else None,
+        "packet_socket_drops": socket_drops,
+    }
 
 
 def ovs_diff(before: dict, after: dict) -> dict:
@@ -296,7 +316,16 @@ def ovs_diff(before: dict, after: dict) -> dict:
         for m, v in after["meter_drops"].items()
         if v != before["meter_drops"].get(m, 0)
     }
-    return {"coverage": cov, "meter_drops": drops, "upcall_after": after["upcall"]}
+    pairs = zip(after["vm_port_rx_kernel"] or (), before["vm_port_rx_kernel"] or (), strict=False)
+    kernel = [a - b for a, b in pairs]
+    return {
+        "coverage": cov,
+        "meter_drops": drops,
+        "upcall_after": after["upcall"],
+        "vm_port_rx_ovs": after["vm_port_rx_ovs"] - before["vm_port_rx_ovs"],
+        "vm_port_rx_kernel_pkts_dropped": kernel,
+        "packet_socket_drops": after["packet_socket_drops"] - before["packet_socket_drops"],
+    }
 
 
 def _capture(node, intf: str, direction: str, bpf: str, seconds: float):

@@ -26,6 +26,11 @@ _OXM_HEAD = struct.Struct("!HBB")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 OUTSTANDING_FOR = 5.0  # s: a request without a complete reply by then is given up
+# Requests a switch may have unanswered: a mark lives ~2 s, and while the controller is
+# behind (a learning burst) a reply can wait that long in the receive queue; asking again
+# anyway (each reply stands for the table when OVS built it) means no mark slips between
+# two reads. Seen live: one outstanding request at a time missed every lost copy.
+MAX_OUTSTANDING = 4
 
 
 def request(dp: Any) -> parser.OFPFlowStatsRequest:
@@ -95,7 +100,7 @@ def _mark_from_ryu(stat: Any) -> Mark | None:
 
 
 class MarkReader:
-    """Outstanding mark requests by xid (at most one per switch)."""
+    """Outstanding mark requests by xid (at most MAX_OUTSTANDING per switch)."""
 
     def __init__(self) -> None:
         self.pending: dict[int, tuple[int, float]] = {}  # xid -> (dpid, sent monotonic)
@@ -104,13 +109,18 @@ class MarkReader:
         return xid in self.pending
 
     def request(self, dp: Any) -> Any | None:
-        """The next request for `dp` (xid set), or None while the last one is unanswered."""
+        """The next request for `dp` (xid set), or None while MAX_OUTSTANDING are
+        unanswered."""
         now = time.monotonic()
+        waiting = 0
         for xid, (dpid, sent) in list(self.pending.items()):
             if dpid == dp.id:
-                if now - sent < OUTSTANDING_FOR:
-                    return None
-                del self.pending[xid]
+                if now - sent >= OUTSTANDING_FOR:
+                    del self.pending[xid]
+                else:
+                    waiting += 1
+        if waiting >= MAX_OUTSTANDING:
+            return None
         req = request(dp)
         dp.set_xid(req)
         self.pending[req.xid] = (dp.id, now)

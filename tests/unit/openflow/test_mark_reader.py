@@ -75,20 +75,22 @@ class FakeDp:
         msg.xid = self.xid
 
 
-def test_request_asks_for_the_marks_cookie_exactly_and_one_at_a_time():
+def test_request_asks_for_the_marks_cookie_exactly_and_a_few_at_a_time():
     dp = FakeDp()
     reader = marks.MarkReader()
     req = reader.request(dp)
     assert req.table_id == pipeline.TABLE_FABRIC_SEEN
     assert (req.cookie, req.cookie_mask) == (pipeline.COOKIE_PENDING_MARK, 2**64 - 1)
-    assert reader.request(dp) is None  # unanswered: no second request piles up
+    more = [reader.request(dp) for _ in range(marks.MAX_OUTSTANDING - 1)]
+    assert all(r is not None for r in more)  # a late reply does not stop the next read
+    assert reader.request(dp) is None  # but unanswered requests do not pile up
     first = reply(raw_entries()[:1], flags=ofp.OFPMPF_REPLY_MORE, xid=req.xid)
     assert reader.reply(first) == (7, [(3, "02:00:00:00:03:01", 0, 1.5)])
     assert reader.owns(req.xid)  # more to come
     assert reader.reply(reply(raw_entries()[1:], xid=req.xid))[1] == [
         (4, "02:00:00:00:03:02", 10, 0.25)
     ]
-    assert not reader.owns(req.xid) and reader.request(dp) is not None
+    assert not reader.owns(req.xid) and reader.request(dp) is not None  # one slot freed
 
 
 def test_only_the_marks_learn_action_carries_the_marks_cookie():
@@ -98,3 +100,12 @@ def test_only_the_marks_learn_action_carries_the_marks_cookie():
     for kind in ("learn_fabric", "learn_local", "learn_claim"):
         assert ofmsgs._learn(kind, 5).cookie == pipeline.COOKIE_LEARNED
     assert pipeline.cookie_kind(pipeline.COOKIE_PENDING_MARK) is None  # never read back
+
+
+def test_marks_learn_the_whole_16_bit_nxm_in_port():
+    """OVS cannot match part of the 32-bit OXM in_port: learning OXM_OF_IN_PORT[0..15]
+    left the marks without an in_port (seen live), NXM_OF_IN_PORT keeps it."""
+    from slb_ryu.openflow import messages as ofmsgs
+
+    first = ofmsgs._learn("learn_pending", 2).specs[0]
+    assert (first.src, first.dst, first.n_bits) == (("in_port_nxm", 0), ("in_port_nxm", 0), 16)
