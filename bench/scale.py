@@ -605,6 +605,7 @@ MICRO_ROWS = [
     ("learn one MAC, core + flow-mod bytes (us)", "learn_us", "{:.0f}"),
     ("failover: re-pin N/2 MACs (ms)", "failover_repin_ms", "{:.1f}"),
     ("failover: longest stretch without yield (ms)", "failover_block_ms", "{:.1f}"),
+    ("failover: the same, re-pinned in one piece (ms)", "failover_onepiece_ms", "{:.1f}"),
     ("failover: all of it (ms)", "failover_total_ms", "{:.1f}"),
     ("stats poll: longest reply message (ms)", "stats_msg_max_ms", "{:.1f}"),
     ("stats poll: all of it (ms)", "stats_total_ms", "{:.1f}"),
@@ -622,7 +623,8 @@ def micro_table(res: dict, baseline: str) -> str:
     for label, key, spec in MICRO_ROWS:
         cells = []
         for old, new in zip(res["baseline"], res["now"], strict=True):
-            cells.append(f"{spec.format(old[key])} / {spec.format(new[key])}")
+            was, now = (spec.format(r[key]) if key in r else "-" for r in (old, new))
+            cells.append(f"{was} / {now}")
         lines.append(f"{label:46}" + "".join(f"{c:>22}" for c in cells))
     return "\n".join(lines)
 
