@@ -1,9 +1,11 @@
 """Big batches of moves come back in slices: a failover of thousands of MACs never has
 to be sent in one go, and what is deferred stays correct while other events happen."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from slb_ryu.core import bridge
 from slb_ryu.core import pipeline as pl
 from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Limits
 from slb_ryu.core.placement import OFPP_LOCAL, Port
@@ -177,6 +179,20 @@ def test_switch_converges_to_the_desired_tables_whatever_the_events(events):
     """Learns skip the bridge-wide sync when their VLAN is in use; deferred slices follow
     later events: once drained, what the core believes the switch holds is exactly what
     placement wants."""
+    converges(events)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=st.lists(EVENTS, max_size=40), size=st.integers(1, 3))
+def test_sliced_repin_converges_whatever_happens_between_slices(events, size):
+    """The same with failovers re-pinned `size` MACs at a time (instead of 256), so the
+    re-pin is still under way when the next event comes."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bridge, "SLICE", size)
+        converges(events, lambda core, now: core.next_slice(now, size))
+
+
+def converges(events, drain_step=None):
     core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=0))
     ports = [
         Port(OFPP_LOCAL, "hv1"),
@@ -199,8 +215,12 @@ def test_switch_converges_to_the_desired_tables_whatever_the_events(events):
             core.port_status("modify", Port(event[1], f"up{event[1]}", live=event[2]), now)
         elif kind == "delete":
             core.port_status("delete", Port(event[1], "vm2"), now)
+        elif drain_step is not None:
+            drain_step(core, now)  # one slice only
         else:
             drain_all(core, now)
     drain_all(core)
+    assert not core.repinning
+    assert not core.placement.stranded() or not core.placement.usable_uplinks
     assert core.switch.flows == pl.desired_flows(core.placement)
     assert core.switch.groups == {g.group_id: g for g in pl.groups(core.placement)}
