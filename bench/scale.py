@@ -212,10 +212,12 @@ def learn(net, system, n: int) -> dict:
             net.get(VM), VM + "-eth0", frames, duration=n / RATE, timeout=int(n / RATE) + 60
         )
 
+    ours = isinstance(system, Ours)
+    ovs_before = ovs_evidence() if ours else None
+    counters_before = system.counters() if ours else {}
     sender = threading.Thread(target=send)
     sender.start()
-    ours = isinstance(system, Ours)
-    start_count = system.counters().get("packet_in", 0) if ours else 0
+    start_count = counters_before.get("packet_in", 0)
     deadline = time.time() + n / RATE + 60
     done_at = most_at = None
     moved_at, count = time.time(), None  # when the packet-in counter last moved
@@ -255,7 +257,75 @@ def learn(net, system, n: int) -> dict:
             time.sleep(0.05)
         out["backlog_s"] = max(0.0, moved_at - last)
         out["packet_ins"] = count - start_count
+        after = system.counters()
+        out["copies"] = {  # learning copies: lost on the way (recovered) vs arrived
+            k: after.get(k, 0) - counters_before.get(k, 0)
+            for k in ("learning_copy_recovered", "learning_copy_deferred", "learning_marks")
+        }
+        out["ovs"] = ovs_diff(ovs_before, ovs_evidence())
     return out
+
+
+def ovs_evidence() -> dict:
+    """Where OVS may lose a learning copy: its coverage counters (totals), the VM port
+    meter's band drops, the upcall/flow-limit state."""
+    totals = {}
+    for line in sh(["ovs-appctl", "coverage/show"], timeout=20).splitlines():
+        found = re.match(r"(\w+)\s+.*total: (\d+)", line)
+        if found:
+            totals[found.group(1)] = int(found.group(2))
+    meters = {}
+    for block in re.split(r"(?=meter:)", sh(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", HV])):
+        found = re.match(r"meter:(\d+) .*?0: packet_count:(\d+)", block, re.S)
+        if found:
+            meters[int(found.group(1))] = int(found.group(2))
+    upcall = sh(["ovs-appctl", "upcall/show"], timeout=20)
+    # drops of ovs-vswitchd's packet sockets (the userspace datapath reads veth ports
+    # through AF_PACKET; a full receive buffer drops there, before OVS sees the frame)
+    socket_drops = sum(
+        int(found.group(1))
+        for line in sh(["ss", "-0", "-a", "-m", "-p"]).splitlines()
+        if "ovs-vswitchd" in line and (found := re.search(r"skmem:\(.*?,d(\d+)\)", line))
+    )
+    vm_port = int(tb.ovs_get("Interface", VM_PORT, "ofport"))
+    kernel = re.search(
+        r"RX:.*\n\s*\d+\s+(\d+)\s+\d+\s+(\d+)", sh(["ip", "-s", "link", "show", VM_PORT])
+    )
+    return {
+        "coverage": totals,
+        "meter_drops": meters,
+        "upcall": upcall,
+        # frames from the VM: what OVS read from its port, and what the kernel's side of
+        # the veth received (packets, dropped): the difference never reached OVS
+        "vm_port_rx_ovs": tb.port_counters(HV).get(vm_port, {}).get("rx_pkts", 0),
+        "vm_port_rx_kernel": [int(x) for x in kernel.groups()] if kernel else None,
+        "packet_socket_drops": socket_drops,
+    }
+
+
+def ovs_diff(before: dict, after: dict) -> dict:
+    """What changed between two `ovs_evidence` snapshots (coverage: every counter that
+    moved; meters: band drops by meter id)."""
+    cov = {
+        k: v - before["coverage"].get(k, 0)
+        for k, v in after["coverage"].items()
+        if v != before["coverage"].get(k, 0)
+    }
+    drops = {
+        m: v - before["meter_drops"].get(m, 0)
+        for m, v in after["meter_drops"].items()
+        if v != before["meter_drops"].get(m, 0)
+    }
+    pairs = zip(after["vm_port_rx_kernel"] or (), before["vm_port_rx_kernel"] or (), strict=False)
+    kernel = [a - b for a, b in pairs]
+    return {
+        "coverage": cov,
+        "meter_drops": drops,
+        "upcall_after": after["upcall"],
+        "vm_port_rx_ovs": after["vm_port_rx_ovs"] - before["vm_port_rx_ovs"],
+        "vm_port_rx_kernel_pkts_dropped": kernel,
+        "packet_socket_drops": after["packet_socket_drops"] - before["packet_socket_drops"],
+    }
 
 
 def _capture(node, intf: str, direction: str, bpf: str, seconds: float):
@@ -535,6 +605,7 @@ MICRO_ROWS = [
     ("learn one MAC, core + flow-mod bytes (us)", "learn_us", "{:.0f}"),
     ("failover: re-pin N/2 MACs (ms)", "failover_repin_ms", "{:.1f}"),
     ("failover: longest stretch without yield (ms)", "failover_block_ms", "{:.1f}"),
+    ("failover: the same, re-pinned in one piece (ms)", "failover_onepiece_ms", "{:.1f}"),
     ("failover: all of it (ms)", "failover_total_ms", "{:.1f}"),
     ("stats poll: longest reply message (ms)", "stats_msg_max_ms", "{:.1f}"),
     ("stats poll: all of it (ms)", "stats_total_ms", "{:.1f}"),
@@ -552,7 +623,8 @@ def micro_table(res: dict, baseline: str) -> str:
     for label, key, spec in MICRO_ROWS:
         cells = []
         for old, new in zip(res["baseline"], res["now"], strict=True):
-            cells.append(f"{spec.format(old[key])} / {spec.format(new[key])}")
+            was, now = (spec.format(r[key]) if key in r else "-" for r in (old, new))
+            cells.append(f"{was} / {now}")
         lines.append(f"{label:46}" + "".join(f"{c:>22}" for c in cells))
     return "\n".join(lines)
 

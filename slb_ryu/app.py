@@ -39,6 +39,7 @@ from slb_ryu.openflow import (
     handshake,
     learning_packets,
     listener,
+    marks,
     ovsdb,
     probe_packets,
     stats,
@@ -50,6 +51,7 @@ from slb_ryu.openflow.pacing import LearningLedger
 CONF = cfg.CONF
 TAG_REFRESH = 5.0  # seconds between OVSDB port tag reads
 BFD_POLL = 0.5  # seconds between OVSDB bfd_status reads ([slb] bfd)
+MARKS_INTERVAL = 1.0  # s between reads of the learning-in-progress marks (PENDING_HOLD 2 s)
 SEND_BATCH = 64  # flow-mods joined into one write to the switch connection
 WATCH_INTERVAL = 0.02  # s between event-loop liveness checks
 STALL_EVENT = 0.05  # s: a longer stall of the event loop is logged as an event
@@ -102,6 +104,7 @@ class SlbApp(app_manager.RyuApp):
         self.jobs = Supervisor(self.event_log, self.logger)
         self.next_rebalance_at: float | None = None  # time.monotonic() of the next run
         self.stats = stats.StatsPoller(self.event_log.count)
+        self.marks = marks.MarkReader()  # learning copies lost on the way (core/marks.py)
         self.ledger = LearningLedger(
             self.settings.learning_repeat, self.settings.learning_repeat_interval
         )
@@ -166,6 +169,12 @@ class SlbApp(app_manager.RyuApp):
             return
         if self.stats.owns(ev.msg.xid):
             self.stats.reply(ev.msg, self.bridges.get)
+            return
+        if self.marks.owns(ev.msg.xid):
+            dpid, found = self.marks.reply(ev.msg)
+            core = self.bridges.get(dpid)
+            if core is not None and found:
+                self.send(ev.msg.datapath, core.learning_marks(found, time.time()))
             return
         self._collect(ev.msg)
 
@@ -310,10 +319,14 @@ class SlbApp(app_manager.RyuApp):
             next_rebalance += rebalance
             self.next_rebalance_at = next_rebalance
         next_tags = time.monotonic() + TAG_REFRESH
+        next_marks = time.monotonic() + MARKS_INTERVAL
         while True:
             hub.sleep(0.25)
             now = time.monotonic()
             self.jobs.run("tick", self._tick)
+            if now >= next_marks:
+                next_marks = now + MARKS_INTERVAL
+                self.jobs.run("learning-marks", self._read_marks)
             if now >= next_tags:
                 next_tags = now + TAG_REFRESH
                 self.jobs.run("ovsdb-tags", self._refresh_tags)
@@ -384,6 +397,14 @@ class SlbApp(app_manager.RyuApp):
             dp = self.datapaths.get(dpid)
             if dp is not None and core.synced:
                 self.send(dp, core.tick(time.time()))
+
+    def _read_marks(self) -> None:
+        """Ask each synced switch for its learning-in-progress marks (one cheap request:
+        an empty reply when every copy arrived); the replies go to the core."""
+        for dpid, dp in list(self.datapaths.items()):
+            core = self.bridges.get(dpid)
+            if core is not None and core.synced and (req := self.marks.request(dp)) is not None:
+                dp.send_msg(req)
 
     def _poll_all(self) -> None:
         for dpid, dp in list(self.datapaths.items()):

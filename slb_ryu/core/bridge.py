@@ -8,7 +8,6 @@ the difference, so a reconnect or a controller restart converges instead of resh
 
 from __future__ import annotations
 
-import collections
 import itertools
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from slb_ryu.core.errors import Conflict, NotFound
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.guards import AnnounceLock, FlapGuard
 from slb_ryu.core.load import LoadTracker
+from slb_ryu.core.marks import LearnBudget, Mark
 from slb_ryu.core.pipeline import FlowSpec, GroupSpec, MeterSpec
 from slb_ryu.core.placement import (
     REASON_DRAIN,
@@ -155,6 +155,8 @@ class BridgeCore:
         self.speeds = dict(speeds or {})
         self.access_vlans = dict(access_vlans or {})
         self.flaps = FlapGuard(limits.flap_limit, limits.flap_window, limits.flap_hold)
+        self.learn_budget = LearnBudget(limits.packet_in_rate)  # copies + recoveries per port
+        self.marks_tried = AnnounceLock(float(pipeline.PENDING_HOLD))  # (port, MAC, VLAN)
         self.announced = AnnounceLock(limits.grat_arp_lock)
         self.switch = SwitchState()
         self.synced = False
@@ -166,6 +168,9 @@ class BridgeCore:
         # Deferred work of a big batch of moves, oldest first (see `next_slice`).
         self.pending_learning: dict[tuple[str, int], LearningPackets] = {}
         self.pending_flows: dict[tuple[str, int], None] = {}
+        # A failover's stranded MACs still to re-pin, in `repair` order (see `_repair`).
+        self.repinning: list[MacEntry] = []
+        self.repin_reason = REASON_FAILOVER
 
     @property
     def dpid(self) -> int:
@@ -177,7 +182,7 @@ class BridgeCore:
     @property
     def backlog(self) -> int:
         """MACs whose learning packets or flows are still to be sent (`next_slice` sends them)."""
-        return len(self.pending_learning) + len(self.pending_flows)
+        return len(self.repinning) + len(self.pending_learning) + len(self.pending_flows)
 
     def next_slice(self, now: float, limit: int = SLICE) -> Output:
         """The next slice of deferred work, learning packets first.
@@ -185,8 +190,11 @@ class BridgeCore:
         Upstream switches re-learning the moved MACs is what traffic waits for; the
         per-MAC flows can follow (until they do, the old uplink's fast-failover group
         already forwards to the new one). A learning packet whose MAC has moved again or
-        gone since is dropped here.
+        gone since is dropped here. A failover's re-pin comes before both: each slice
+        re-pins `limit` stranded MACs and carries their learning packets.
         """
+        if self.repinning:
+            return self._repin_slice(now, limit)
         out = Output()
         for key in list(itertools.islice(self.pending_learning, limit)):
             lp = self.pending_learning.pop(key)
@@ -199,6 +207,46 @@ class BridgeCore:
         for key in list(itertools.islice(self.pending_flows, max(0, limit))):
             out.mods += self._mac_mods(key)  # pops it from pending_flows
         return out
+
+    def _repin_slice(self, now: float, limit: int) -> Output:
+        """Re-pin the next `limit` stranded MACs (as `placement.repair` would, one by one):
+        their learning packets now, their flows queued behind every learning packet. A
+        MAC gone, moved or whose uplink came back meanwhile is skipped."""
+        chunk, self.repinning = self.repinning[:limit], self.repinning[limit:]
+        usable = {p.port_no for p in self.placement.usable_uplinks}
+        macs = self.placement.macs
+        moves: list[Move] = []
+        for entry in chunk:
+            if macs.get(entry.key) is not entry or entry.uplink in usable:
+                continue
+            new = self.placement.choose_uplink()
+            if new is None:  # no usable uplink left: nothing to re-pin to
+                self.repinning = []
+                break
+            old = entry.uplink
+            self.placement.set_uplink(entry, new, now)
+            moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, new, self.repin_reason))
+        out = Output(moves=moves)
+        self._log_moves(moves, now)
+        self.pending_flows.update(dict.fromkeys((m.mac, m.vlan) for m in moves))
+        self._learning(moves, out, now)
+        return out
+
+    def _repair(
+        self, now: float, reason: str = REASON_FAILOVER, moves: Iterable[Move] = ()
+    ) -> Output:
+        """`placement.repair` and its Output: in one piece when a few MACs are stranded;
+        for more than a slice, the bridge-wide part now (groups, meters, the active
+        uplink's flows) and the re-pin in slices from `next_slice` (the app's pacer),
+        learning packets first. The datapath is safe meanwhile: the fast-failover groups
+        already carry a dead uplink's traffic to a live one."""
+        done = list(moves)
+        stranded = self.placement.stranded()
+        if len(stranded) <= SLICE or not self.placement.usable_uplinks:
+            return self._apply(done + self.placement.repair(now, reason), now)
+        self.placement.repair(now, reason, limit=0)  # the active uplink only
+        self.repinning, self.repin_reason = stranded, reason
+        return self._apply(done, now)  # the re-pin follows from next_slice, after a yield
 
     def requeue_learning(self, lp: LearningPackets) -> None:
         """Learning packets that may have been lost (sent into a connection that died)."""
@@ -288,6 +336,7 @@ class BridgeCore:
                     keys.pop()
                 yield
         self.pending_flows.clear()
+        self.repinning = []  # the repair above re-pinned every stranded MAC
         out.mods += self.switch.stale_groups(groups)
         out.mods += self.switch.stale_meters(meters)
         self._learning(moves, out, now)
@@ -308,17 +357,20 @@ class BridgeCore:
                 if not (was is not None and was.held):
                     port.held = True
                     self.events.add(now, "uplink-held", dpid=self.dpid, uplink=port.name)
-        moves = self.placement.update_port(port, now)
+        moves = self.placement.update_port(port, now, repin=False)
         new = self.placement.ports[port.port_no]
         if new.uplink and was_live != new.live:
             kind = "uplink-up" if new.live else "uplink-down"
             moved = sum(1 for m in moves if m.reason == REASON_FAILOVER)
+            if self.placement.usable_uplinks:
+                moved += len(self.placement.stranded())
             self.events.add(now, kind, dpid=self.dpid, uplink=new.name, held=new.held, moved=moved)
-        return self._apply(moves, now)
+        return self._repair(now, moves=moves)
 
     def tick(self, now: float) -> Output:
         """Timer: age snooped IPs; return held uplinks to service after a quiet period."""
         self.guard_reported.prune(now)
+        self.marks_tried.prune(now)
         if self.limits.mac_idle_timeout:
             for mac, vlan, ip in self.placement.age_ips(now, self.limits.mac_idle_timeout):
                 self.events.add(now, "ip-aged", dpid=self.dpid, mac=mac, vlan=vlan, ip=ip)
@@ -330,7 +382,7 @@ class BridgeCore:
                 self.events.add(now, "uplink-released", dpid=self.dpid, uplink=port.name)
         if not released:
             return Output()
-        return self._apply(self.placement.repair(now), now)
+        return self._repair(now)
 
     # ---- path probing (core/probe.py) -------------------------------------------------
 
@@ -351,7 +403,7 @@ class BridgeCore:
         for port in self.placement.uplinks:
             changed |= self._update_path(port.port_no, now, "probe")
         self._track_targets(now)
-        out = self._apply(self.placement.repair(now), now) if changed else Output()
+        out = self._repair(now) if changed else Output()
         return out, self.prober.requests(live)
 
     def bfd_update(self, sessions: dict[str, tuple[str, int]], now: float) -> Output:
@@ -373,7 +425,7 @@ class BridgeCore:
             elif not down:
                 self.bfd_down.discard(port.port_no)
             changed |= self._update_path(port.port_no, now, "bfd")
-        return self._apply(self.placement.repair(now), now) if changed else Output()
+        return self._repair(now) if changed else Output()
 
     def _update_path(self, port_no: int, now: float, source: str) -> bool:
         """Recompute one uplink's path-dead flag from probing and BFD; True if it changed
@@ -434,24 +486,15 @@ class BridgeCore:
             self.events.count("packet_in_before_sync")
             return out
         key = (src, vlan)
-        attached = self.placement.attached_macs.get(in_port)
-        if kind == pipeline.KIND_PORT_SECURITY or (
-            kind == pipeline.KIND_SRC_MISS and attached and attached != src
-        ):
+        if kind == pipeline.KIND_PORT_SECURITY:
             self.events.count("port_security_drop")
             return out
         if kind == pipeline.KIND_SRC_MISS:
-            if key not in self.placement.macs and self.placement.port_full(in_port):
-                self.events.count("mac_limit_drop")
+            self.learn_budget.charge(in_port, now)  # the meter let it through
+            learned = self._source_miss(in_port, src, vlan, now)
+            if learned is None:
                 return out
-            new_vlan = vlan not in self.placement.learned_vlans()
-            move = self.placement.learn(src, vlan, in_port, now)
-            if move is not None:
-                # A MAC on a VLAN already in use changes no group, meter or bridge-wide
-                # flow (most of a learn's cost at thousands of MACs) unless it fills its
-                # port: then the port's table-2 flows gain the port-full drop.
-                base = new_vlan or self.placement.port_full(in_port)
-                out = self._apply([move], now, base=base)
+            out = learned
             if garp and key in self.placement.macs:
                 # A new VM announcing itself: the datapath already sent its GARP, whose
                 # echo through the other switch must not read as a migration away.
@@ -481,6 +524,63 @@ class BridgeCore:
                 self.events.add(now, "ip", dpid=self.dpid, mac=src, vlan=vlan, ip=arp_spa)
             elif learned == "full":
                 self.events.count("ip_limit_drop")
+        return out
+
+    def _source_miss(self, in_port: int, src: str, vlan: int, now: float) -> Output | None:
+        """A learning copy (or a recovered one): port security and the port's MAC limit
+        as the datapath applies them, then learn; None when refused (counted)."""
+        attached = self.placement.attached_macs.get(in_port)
+        if attached and attached != src:
+            self.events.count("port_security_drop")
+            return None
+        if (src, vlan) not in self.placement.macs and self.placement.port_full(in_port):
+            self.events.count("mac_limit_drop")
+            return None
+        new_vlan = vlan not in self.placement.learned_vlans()
+        move = self.placement.learn(src, vlan, in_port, now)
+        if move is None:
+            return Output()
+        # A MAC on a VLAN already in use changes no group, meter or bridge-wide flow
+        # (most of a learn's cost at thousands of MACs) unless it fills its port: then
+        # the port's table-2 flows gain the port-full drop.
+        base = new_vlan or self.placement.port_full(in_port)
+        return self._apply([move], now, base=base)
+
+    def learning_marks(self, marks: Iterable[Mark], now: float) -> Output:
+        """The datapath's learning-in-progress marks (core/marks.py): learn each marked
+        source we do not know whose copy is overdue, as its copy would have, once per
+        mark, within the port's packet-in budget. A source known on another port is left
+        alone: its mark may be older than the move that learned it there."""
+        out = Output()
+        if not self.synced:
+            return out
+        for in_port, mac, vlan, age in marks:
+            self.events.count("learning_marks")
+            key = (mac, vlan)
+            tried = (in_port, mac, vlan)
+            if age < pipeline.PENDING_MIN_AGE or key in self.placement.macs:
+                continue
+            port = self.placement.ports.get(in_port)
+            if port is None or port.uplink or self.marks_tried.locked(tried, now):
+                continue
+            if not self.learn_budget.take(in_port, now):
+                self.events.count("learning_copy_deferred")  # next read, if the mark lives
+                continue
+            self.marks_tried.announce(tried, now)
+            learned = self._source_miss(in_port, mac, vlan, now)
+            if learned is None or key not in self.placement.macs:
+                continue
+            out.extend(learned)
+            self.events.count("learning_copy_recovered")
+            self.events.add(
+                now,
+                "learning-copy-recovered",
+                dpid=self.dpid,
+                mac=mac,
+                vlan=vlan,
+                port=self.placement.port_name(in_port),
+                age=round(age, 3),
+            )
         return out
 
     def _announced_in(self, key: tuple[str, int], in_port: int, now: float) -> Output:
@@ -710,7 +810,7 @@ class BridgeCore:
             return Output()
         port.drained = False
         self.events.add(now, "uplink-undrained", dpid=self.dpid, uplink=port.name)
-        return self._apply(self.placement.repair(now), now)
+        return self._repair(now)
 
     # ---- internals -------------------------------------------------------------------
 
@@ -836,20 +936,16 @@ class BridgeCore:
     def _log_moves(self, moves: list[Move], now: float) -> None:
         name = self.placement.port_name
         kinds = {REASON_LEARN: "learn", REASON_FORGET: "forget", REASON_RECOVERY: "recover"}
-        loads = None  # bytes/s per uplink after these moves, for the log (one pass)
+        uplink_load = self.placement.uplink_load  # bytes/s after these moves, O(1) each
         for m in moves:
             extra = {}
             if m.reason not in kinds:
                 self.events.count(f"move:{m.reason}")
-                if loads is None:
-                    loads = collections.Counter()
-                    for e in self.placement.macs.values():
-                        loads[e.uplink] += e.tx_bps + e.rx_bps
                 entry = self.placement.macs.get((m.mac, m.vlan))
                 extra = {
                     "mac_bps": entry.tx_bps + entry.rx_bps if entry else 0.0,
-                    "from_bps": loads[m.old_uplink],
-                    "to_bps": loads[m.new_uplink],
+                    "from_bps": uplink_load(m.old_uplink),
+                    "to_bps": uplink_load(m.new_uplink),
                 }
             self.events.add(
                 now,

@@ -29,6 +29,11 @@ COOKIE_KIND_MASK = COOKIE_MAGIC_MASK | (0xFF << 40)
 # Flows the datapath learns itself (fabric-seen) carry another magic: the controller
 # never reads them back at connect and never deletes them; they expire on their own.
 COOKIE_LEARNED = 0x51B1 << 48
+# ... except the learning-in-progress marks, which have a cookie of their own (kind
+# KIND_PENDING under the learned magic): the controller asks for exactly those (OVS
+# indexes rules by cookie, so the request costs the marks, not all of table 5) to learn
+# any source whose learning copy never arrived (core/marks.py).
+COOKIE_PENDING_MARK = COOKIE_LEARNED | (0x11 << 40)
 KIND_CLASSIFY = 0x01
 KIND_SRC_MISS = 0x02
 KIND_SRC = 0x03
@@ -103,6 +108,7 @@ OFPP_LOCAL_NO = 0xFFFFFFFE
 LOCAL_SEEN_PRIORITY = 190  # datapath-learned drops in TABLE_UPLINK_IN (echo of a new MAC)
 PENDING_PRIORITY = 50  # datapath-learned "learning in progress" marks in TABLE_FABRIC_SEEN
 PENDING_HOLD = 2  # seconds one learning copy stands for a new source's later frames
+PENDING_MIN_AGE = 0.5  # s: a mark this old whose copy has not arrived is taken as lost
 
 Match = tuple[tuple[str, object], ...]
 # ("output", port), ("group", id), ("controller", max_len), ("controller_meter", max_len,

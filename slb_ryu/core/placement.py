@@ -258,15 +258,17 @@ class BridgePlacement:
         moves += self.repair(now)
         return moves
 
-    def update_port(self, port: Port, now: float) -> list[Move]:
-        """A port was added or changed state (link up/down)."""
+    def update_port(self, port: Port, now: float, repin: bool = True) -> list[Move]:
+        """A port was added or changed state (link up/down). `repin=False`: keep a usable
+        active uplink but leave the `stranded()` MACs to the caller (it re-pins them in
+        slices)."""
         old = self.ports.get(port.port_no)
         self.ports[port.port_no] = self._adopt(port)
         self._uplinks = None
         moves: list[Move] = []
         if old is not None and old.name != port.name:
             moves += self.forget_port_macs(port.port_no)
-        return moves + self.repair(now)
+        return moves + self.repair(now, limit=None if repin else 0)
 
     def delete_port(self, port_no: int, now: float) -> list[Move]:
         """A port disappeared: its MACs go with it (a VM was shut down or migrated)."""
@@ -464,11 +466,14 @@ class BridgePlacement:
                 best = rank
         return None if best is None else best[2]
 
-    def repair(self, now: float, reason: str = REASON_FAILOVER) -> list[Move]:
+    def repair(
+        self, now: float, reason: str = REASON_FAILOVER, limit: int | None = None
+    ) -> list[Move]:
         """Re-pin MACs whose uplink is dead, gone or withdrawn; keep a usable active uplink.
 
         O(moved log moved): only the entries of uplinks that are not usable are visited,
-        heaviest first so the big talkers spread before the tie-break by count.
+        heaviest first so the big talkers spread before the tie-break by count. With
+        `limit`, only that many of them (the first of `stranded()`).
         """
         live = {p.port_no for p in self.usable_uplinks}
         if self.active_uplink not in live:
@@ -476,14 +481,26 @@ class BridgePlacement:
         moves: list[Move] = []
         if not live:
             return self._repin_orphans(now, reason)
-        stranded = [e for u, on in self._on_uplink.items() if u not in live for e in on.values()]
-        for entry in sorted(stranded, key=lambda e: (-e.load, e.key)):
+        for entry in self.stranded()[:limit] if limit != 0 else ():
             new = self.choose_uplink()
             assert new is not None
             old = entry.uplink
             self.set_uplink(entry, new, now)
             moves.append(Move(entry.mac, entry.vlan, entry.port_no, old, new, reason))
         return moves
+
+    def stranded(self) -> list[MacEntry]:
+        """MACs pinned to an uplink that is not usable, in `repair`'s order: the ones
+        carrying traffic heaviest first (by MAC and VLAN among equals), then the idle ones
+        in the order they were pinned there (sorting 5,000 idle MACs by key cost ~3 ms of
+        a failover's first piece for nothing: any order spreads idle MACs the same)."""
+        live = {p.port_no for p in self.usable_uplinks}
+        on = [e for u, on in self._on_uplink.items() if u not in live for e in on.values()]
+        busy = [e for e in on if e.tx_bps or e.rx_bps]
+        if not busy:
+            return on
+        idle = [e for e in on if not (e.tx_bps or e.rx_bps)]
+        return sorted(busy, key=lambda e: (-e.load, e.key)) + idle
 
     def _repin_orphans(self, now: float, reason: str) -> list[Move]:
         """No usable uplink: MACs whose uplink port is gone altogether still go to an

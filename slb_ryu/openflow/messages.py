@@ -20,6 +20,7 @@ from slb_ryu.core.pipeline import (
     COOKIE_LEARNED,
     COOKIE_MAGIC,
     COOKIE_MAGIC_MASK,
+    COOKIE_PENDING_MARK,
     LOCAL_SEEN_PRIORITY,
     PENDING_PRIORITY,
     TABLE_FABRIC_SEEN,
@@ -85,7 +86,10 @@ def _learn(kind: str, hard_timeout: int) -> parser.NXActionLearn:
         specs.append(parser.NXFlowSpecLoad(src=1, dst=("reg0", 0), n_bits=1))
     elif kind == "learn_pending":
         table, priority = TABLE_FABRIC_SEEN, PENDING_PRIORITY
-        specs.insert(0, parser.NXFlowSpecMatch(src=("in_port", 0), dst=("in_port", 0), n_bits=16))
+        # NXM_OF_IN_PORT (16 bits): OVS cannot match part of the 32-bit OXM in_port, and
+        # learning OXM_OF_IN_PORT[0..15] left the mark without any in_port at all.
+        port = ("in_port_nxm", 0)
+        specs.insert(0, parser.NXFlowSpecMatch(src=port, dst=port, n_bits=16))
         specs.append(parser.NXFlowSpecLoad(src=1, dst=("reg2", 0), n_bits=1))
     elif kind == "learn_claim":
         table, priority = TABLE_IP_CLAIMS, 100
@@ -102,7 +106,7 @@ def _learn(kind: str, hard_timeout: int) -> parser.NXActionLearn:
         specs=specs,
         hard_timeout=hard_timeout,
         priority=priority,
-        cookie=COOKIE_LEARNED,
+        cookie=COOKIE_PENDING_MARK if kind == "learn_pending" else COOKIE_LEARNED,
     )
 
 

@@ -1,9 +1,11 @@
 """Big batches of moves come back in slices: a failover of thousands of MACs never has
 to be sent in one go, and what is deferred stays correct while other events happen."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from slb_ryu.core import bridge
 from slb_ryu.core import pipeline as pl
 from slb_ryu.core.bridge import SLICE, BridgeCore, LearningPackets, Limits
 from slb_ryu.core.placement import OFPP_LOCAL, Port
@@ -42,16 +44,22 @@ def drain_all(core, now=3.0):
     return outs
 
 
-def test_failover_returns_learning_first_then_flows_in_slices():
+def test_failover_repins_in_slices_learning_first_then_flows():
     core = loaded()
     on1 = {e.key for e in core.placement.macs_on(1)}
     first = core.port_status("modify", Port(1, "up1", live=False), 2.0)
-    # every MAC is re-pinned at once (REST shows it); the switch work is sliced
-    assert core.placement.mac_count(1) == 0 and core.placement.mac_count(2) == 2 * N
-    assert len(first.learning) == SLICE
-    assert mac_flows(first) == []
-    assert core.backlog == (N - SLICE) + N
+    downs = [e for e in core.events.events if e["type"] == "uplink-down"]
+    assert downs[-1]["moved"] == N
+    # the re-pin itself is sliced: the bridge-wide part now, the MACs from next_slice
+    assert core.placement.mac_count(1) == N and first.moves == [] and first.learning == []
+    assert mac_flows(first) == [] and core.backlog == N
+    assert core.placement.active_uplink == 2  # the active uplink moved at once
+    first = core.next_slice(2.0)
+    assert core.placement.mac_count(1) == N - SLICE and len(first.moves) == SLICE
+    assert len(first.learning) == SLICE and mac_flows(first) == []
     rest = drain_all(core)
+    assert core.placement.mac_count(1) == 0 and core.placement.mac_count(2) == 2 * N
+    assert all(len(o.moves) <= SLICE and len(o.learning) <= SLICE for o in rest)
     learning = first.learning + [lp for o in rest for lp in o.learning]
     assert sorted((lp.mac, lp.vlan) for lp in learning) == sorted(on1)
     assert all(lp.out_port == 2 for lp in learning)
@@ -65,6 +73,44 @@ def test_failover_returns_learning_first_then_flows_in_slices():
     assert core.events.counters["learning-packets"] == N
 
 
+def three_uplinks() -> BridgeCore:
+    core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=0))
+    ports = [Port(OFPP_LOCAL, "hv1"), Port(1, "up1"), Port(2, "up2"), Port(3, "up3")]
+    core.connect([*ports, Port(4, "vm1")], [], [], {}, now=0.0)
+    for i in range(3 * N):
+        core.packet_in(pl.KIND_SRC_MISS, 4, mac(i), 0, None, now=1.0)
+    for i, entry in enumerate(core.placement.macs.values()):
+        entry.tx_bps = float((i * 7919) % 13) * 1000.0  # uneven loads: order matters
+    return core
+
+
+def test_sliced_repin_decides_exactly_as_the_one_piece_repair():
+    sliced, whole = three_uplinks(), three_uplinks()
+    sliced.port_status("modify", Port(1, "up1", live=False), 2.0)
+    drain_all(sliced)
+    whole.placement.update_port(Port(1, "up1", live=False), 2.0)  # placement.repair at once
+    assert {k: e.uplink for k, e in sliced.placement.macs.items()} == {
+        k: e.uplink for k, e in whole.placement.macs.items()
+    }
+    assert sliced.placement.tallies() == sliced.placement.recount()
+
+
+def test_uplink_back_or_all_dead_mid_failover_stops_the_repin():
+    core = loaded()
+    core.port_status("modify", Port(1, "up1", live=False), 2.0)
+    core.next_slice(2.0)
+    core.port_status("modify", Port(1, "up1", live=True), 2.1)  # back before the rest moved
+    drain_all(core)
+    assert core.placement.mac_count(1) == N - SLICE  # the others stayed where they were
+    assert core.switch.flows == pl.desired_flows(core.placement)
+    core = loaded()
+    core.port_status("modify", Port(1, "up1", live=False), 2.0)
+    core.port_status("modify", Port(2, "up2", live=False), 2.1)  # nowhere left to go
+    drain_all(core)
+    assert core.placement.mac_count(1) + core.placement.mac_count(2) == 2 * N
+    assert core.switch.flows == pl.desired_flows(core.placement)
+
+
 def test_small_batches_stay_inline_even_with_a_backlog():
     core = loaded()
     core.port_status("modify", Port(1, "up1", live=False), 2.0)
@@ -76,31 +122,32 @@ def test_small_batches_stay_inline_even_with_a_backlog():
 def test_deferred_work_follows_later_changes():
     core = loaded()
     core.port_status("modify", Port(1, "up1", live=False), 2.0)
-    moved = [lp for lp in core.pending_learning.values()]
-    gone, again = moved[0], moved[1]
-    core.placement.forget(gone.mac, gone.vlan)
-    core.move(again.mac, again.vlan, "up2", 2.1, pin=True)  # already there: a pin only
-    core.port_status("modify", Port(1, "up1", live=True), 2.2)
-    core.move(again.mac, again.vlan, "up1", 2.3, pin=None)  # moved again before its turn
+    gone, again = core.repinning[0], core.repinning[1]  # not re-pinned yet
+    core.packet_in(pl.KIND_MIGRATION, 1, gone.mac, gone.vlan, None, now=2.05, garp=True)
+    assert core.entry(gone.mac, gone.vlan) is None  # migrated away meanwhile
+    core.move(again.mac, again.vlan, "up2", 2.1, pin=True)  # moved by hand meanwhile
     outs = drain_all(core)
-    sent = [(lp.mac, lp.out_port) for o in outs for lp in o.learning]
-    assert (gone.mac, 2) not in sent
-    assert (again.mac, 2) not in sent
+    repinned = [(m.mac, m.vlan) for o in outs for m in o.moves]
+    assert gone.key not in repinned and again.key not in repinned
+    assert core.entry(again.mac, again.vlan).pinned
+    assert core.placement.mac_count(1) == 0
     assert core.switch.flows == pl.desired_flows(core.placement)
 
 
-def test_reconnect_resyncs_flows_and_keeps_unsent_learning_packets():
+def test_reconnect_mid_failover_repairs_everything_and_resyncs_flows():
     core = loaded()
     core.port_status("modify", Port(1, "up1", live=False), 2.0)
-    pending = dict(core.pending_learning)
-    assert core.pending_flows
+    core.next_slice(2.0)
+    assert core.repinning and core.pending_flows
     installed = list(core.switch.flows.values())
     groups = list(core.switch.groups.values())
     ports = [Port(OFPP_LOCAL, "hv1"), Port(1, "up1", live=False), Port(2, "up2"), Port(3, "vm1")]
-    core.connect(ports, groups, installed, {}, now=5.0)
-    assert not core.pending_flows and core.pending_learning == pending
-    out = drain_all(core)
-    assert sum(len(o.learning) for o in out) == len(pending)
+    out = core.connect(ports, groups, installed, {}, now=5.0)
+    assert not core.repinning and not core.pending_flows
+    assert core.placement.mac_count(1) == 0
+    assert len(out.learning) == N - SLICE  # the ones the connect's repair moved
+    drain_all(core)
+    assert core.switch.flows == pl.desired_flows(core.placement)
 
 
 def test_requeued_learning_packets_are_sent_once_and_only_if_still_true():
@@ -132,6 +179,20 @@ def test_switch_converges_to_the_desired_tables_whatever_the_events(events):
     """Learns skip the bridge-wide sync when their VLAN is in use; deferred slices follow
     later events: once drained, what the core believes the switch holds is exactly what
     placement wants."""
+    converges(events)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=st.lists(EVENTS, max_size=40), size=st.integers(1, 3))
+def test_sliced_repin_converges_whatever_happens_between_slices(events, size):
+    """The same with failovers re-pinned `size` MACs at a time (instead of 256), so the
+    re-pin is still under way when the next event comes."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bridge, "SLICE", size)
+        converges(events, lambda core, now: core.next_slice(now, size))
+
+
+def converges(events, drain_step=None):
     core = BridgeCore(1, ["up*"], limits=Limits(max_macs_per_port=0))
     ports = [
         Port(OFPP_LOCAL, "hv1"),
@@ -154,8 +215,12 @@ def test_switch_converges_to_the_desired_tables_whatever_the_events(events):
             core.port_status("modify", Port(event[1], f"up{event[1]}", live=event[2]), now)
         elif kind == "delete":
             core.port_status("delete", Port(event[1], "vm2"), now)
+        elif drain_step is not None:
+            drain_step(core, now)  # one slice only
         else:
             drain_all(core, now)
     drain_all(core)
+    assert not core.repinning
+    assert not core.placement.stranded() or not core.placement.usable_uplinks
     assert core.switch.flows == pl.desired_flows(core.placement)
     assert core.switch.groups == {g.group_id: g for g in pl.groups(core.placement)}
