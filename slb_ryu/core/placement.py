@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import fnmatch
+import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -177,6 +178,10 @@ class BridgePlacement:
         self._on_uplink: dict[int, dict[tuple[str, int], MacEntry]] = {}
         self._load: dict[int, int] = {}  # in load_units: integers add up exactly
         self._uplinks: list[Port] | None = None  # sorted uplink ports, None = stale
+        # Snooped addresses by when they were first noted: (time, MAC, VLAN, IP). Checked
+        # against the entry when popped (refreshed ones go back in), so aging costs the
+        # addresses due, not a scan of every MAC per timer tick.
+        self._ip_due: list[tuple[float, str, int, str]] = []
 
     # ---- ports -------------------------------------------------------------------
 
@@ -328,16 +333,28 @@ class BridgePlacement:
             return "full"
         entry.ips.add(ip)
         entry.ip_seen[ip] = now
+        heapq.heappush(self._ip_due, (now, mac, vlan, ip))
         return "new"
 
     def age_ips(self, now: float, max_age: float) -> list[tuple[str, int, str]]:
-        """Forget snooped addresses not used for `max_age` seconds; returns what went."""
+        """Forget snooped addresses not used for `max_age` seconds; returns what went.
+
+        Runs on every timer tick (4/s): a scan of every MAC cost ~2.5 % of a CPU at
+        10,000 MACs while idle, so it pops only the addresses noted `max_age` ago."""
         gone = []
-        for entry in self.macs.values():
-            for ip in [ip for ip in entry.ips if now - entry.ip_seen.get(ip, now) >= max_age]:
+        due = self._ip_due
+        while due and now - due[0][0] >= max_age:
+            noted, mac, vlan, ip = heapq.heappop(due)
+            entry = self.macs.get((mac, vlan))
+            if entry is None or ip not in entry.ips:
+                continue  # forgotten with its MAC, claimed, or aged already
+            seen = entry.ip_seen.get(ip, noted)
+            if now - seen >= max_age:
                 entry.ips.discard(ip)
                 entry.ip_seen.pop(ip, None)
-                gone.append((entry.mac, entry.vlan, ip))
+                gone.append((mac, vlan, ip))
+            else:  # used since: due again max_age after that use
+                heapq.heappush(due, (seen, mac, vlan, ip))
         return gone
 
     def forget(self, mac: str, vlan: int) -> Move | None:

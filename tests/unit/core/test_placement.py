@@ -1,6 +1,8 @@
 """Pure placement core: pinning, least-loaded choice, failover, port changes."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from slb_ryu.core.errors import Conflict, Invalid, NotFound
 from slb_ryu.core.placement import (
@@ -189,6 +191,55 @@ def test_snooped_ips_are_capped_and_age_by_last_use():
     assert bp.age_ips(60.0, 30.0) == [(mac(1), 0, "10.0.0.2")]
     assert bp.macs[(mac(1), 0)].ips == {"10.0.0.1"}
     assert bp.learn_ip(mac(1), 0, "10.0.0.3", 61.0) == "new"
+    assert bp.age_ips(79.5, 30.0) == []  # 10.0.0.1 was used at 50: due at 80, not before
+    assert bp.age_ips(80.0, 30.0) == [(mac(1), 0, "10.0.0.1")]
+
+
+# One step of the IP-aging property: (kind, MAC index, IP index, seconds later).
+_IP_STEP = st.tuples(
+    st.sampled_from(["learn", "ip", "ip", "forget", "claim", "age", "age"]),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.sampled_from([0.0, 1.0, 10.0, 20.0]),
+)
+
+
+@given(st.lists(_IP_STEP, max_size=80))
+def test_ip_aging_matches_a_scan_of_every_mac(steps):
+    """age_ips pops due addresses from a heap; it must forget exactly what a scan of
+    every MAC's last-use times would, whatever learns, refreshes, forgets and claims
+    came in between."""
+    bp = bridge()
+    model: dict[tuple[str, int], dict[str, float]] = {}
+    now, max_age = 0.0, 30.0
+    for kind, m, i, later in [*steps, ("age", 1, 1, 1000.0)]:  # at the end all are due
+        now += later
+        key, ip = (mac(m), 0), f"10.0.0.{i}"
+        if kind == "learn" and key not in bp.macs:
+            bp.learn(mac(m), 0, 3, now)
+            model[key] = {}
+        elif kind == "ip":
+            if bp.learn_ip(mac(m), 0, ip, now) in ("new", "seen"):
+                model[key][ip] = now
+        elif kind == "forget" and key in bp.macs:
+            bp.forget(mac(m), 0)
+            del model[key]
+        elif kind == "claim" and key in bp.macs:  # as BridgeCore does for a claimed IP
+            bp.macs[key].ips.discard(ip)
+            bp.macs[key].ip_seen.pop(ip, None)
+            model[key].pop(ip, None)
+        elif kind == "age":
+            want = sorted(
+                (k[0], k[1], a)
+                for k, ips in model.items()
+                for a, t in ips.items()
+                if now - t >= max_age
+            )
+            for k, a, _ in [(k, a, 0) for k, ips in model.items() for a in list(ips)]:
+                if now - model[k][a] >= max_age:
+                    del model[k][a]
+            assert sorted(bp.age_ips(now, max_age)) == want
+        assert {k: e.ips for k, e in bp.macs.items()} == {k: set(v) for k, v in model.items()}
 
 
 def test_learned_vlans_follow_learn_forget_and_recover():
