@@ -8,23 +8,17 @@ are read from the wire bytes like the counters of a stats poll (openflow/stats.p
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from ryu.ofproto import ofproto_v1_3 as ofp
-from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from slb_ryu.core import pipeline
 from slb_ryu.core.marks import Mark
-from slb_ryu.openflow.stats import LazyFlowStats
+from slb_ryu.openflow import messages as ofmsgs
+from slb_ryu.openflow import stats
 
-_FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")  # ofp_flow_stats up to the match, 48 bytes
-_MATCH_HEAD = struct.Struct("!HH")
-_OXM_HEAD = struct.Struct("!HBB")
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
 OUTSTANDING_FOR = 5.0  # s: a request without a complete reply by then is given up
 # Requests a switch may have unanswered: a mark lives ~2 s, and while the controller is
 # behind (a learning burst) a reply can wait that long in the receive queue; asking again
@@ -33,58 +27,22 @@ OUTSTANDING_FOR = 5.0  # s: a request without a complete reply by then is given 
 MAX_OUTSTANDING = 4
 
 
-def request(dp: Any) -> parser.OFPFlowStatsRequest:
-    """Flow statistics of the learning-in-progress marks only."""
-    return parser.OFPFlowStatsRequest(
-        dp,
-        table_id=pipeline.TABLE_FABRIC_SEEN,
-        out_port=ofp.OFPP_ANY,
-        out_group=ofp.OFPG_ANY,
-        cookie=pipeline.COOKIE_PENDING_MARK,
-        cookie_mask=0xFFFFFFFFFFFFFFFF,
-        match=parser.OFPMatch(),
-    )
-
-
 def read_mark(buf: Any, offset: int) -> Mark | None:
     """(in_port, MAC, VLAN, age s) of one mark at `offset`; None for any other flow."""
     _len, table, sec, nsec, _prio, _idle, _hard, _flags, cookie, _pkts, _bytes = (
-        _FLOW_STATS.unpack_from(buf, offset)
+        stats.FLOW_STATS_HEAD.unpack_from(buf, offset)
     )
     if cookie != pipeline.COOKIE_PENDING_MARK or table != pipeline.TABLE_FABRIC_SEEN:
         return None
-    _type, match_len = _MATCH_HEAD.unpack_from(buf, offset + _FLOW_STATS.size)
-    pos = offset + _FLOW_STATS.size + 4
-    end = offset + _FLOW_STATS.size + match_len
-    in_port = src = None
-    vid = 0
-    while pos + 4 <= end:
-        oxm_class, oxm_field, size = _OXM_HEAD.unpack_from(buf, pos)
-        if oxm_class == ofp.OFPXMC_OPENFLOW_BASIC:
-            which = oxm_field >> 1
-            if which == ofp.OFPXMT_OFB_IN_PORT:
-                (in_port,) = _U32.unpack_from(buf, pos + 4)
-            elif which == ofp.OFPXMT_OFB_ETH_SRC:
-                src = bytes(buf[pos + 4 : pos + 10]).hex(":")
-            elif which == ofp.OFPXMT_OFB_VLAN_VID:
-                (vid,) = _U16.unpack_from(buf, pos + 4)
-        pos += 4 + size
+    in_port, src, _dst, vid = stats.read_match(buf, offset)
     if in_port is None or src is None:
         return None
-    return in_port, src, pipeline.vlan_of(vid), sec + nsec / 1e9
+    return in_port, bytes(src).hex(":"), pipeline.vlan_of(vid), sec + nsec / 1e9
 
 
 def marks(body: Iterable[Any]) -> list[Mark]:
     """The marks in a flow-stats reply body (lazy entries, or Ryu's parsed ones)."""
-    out = []
-    for stat in body:
-        if isinstance(stat, LazyFlowStats):
-            mark = read_mark(stat.buf, stat.offset)
-        else:
-            mark = _mark_from_ryu(stat)
-        if mark is not None:
-            out.append(mark)
-    return out
+    return stats.read_body(body, read_mark, _mark_from_ryu)
 
 
 def _mark_from_ryu(stat: Any) -> Mark | None:
@@ -121,7 +79,7 @@ class MarkReader:
                     waiting += 1
         if waiting >= MAX_OUTSTANDING:
             return None
-        req = request(dp)
+        req = ofmsgs.marks_request(dp)
         dp.set_xid(req)
         self.pending[req.xid] = (dp.id, now)
         return req

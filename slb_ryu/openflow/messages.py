@@ -209,27 +209,28 @@ def spec_from_meter_config(stat: Any) -> MeterSpec | None:
     return MeterSpec(stat.meter_id, drops[0].rate, drops[0].burst_size)
 
 
+# Flow-stats requests select by cookie; Ryu's defaults fill in the rest: all tables, any
+# out_port and out_group, an empty match.
+
+
 def our_flows_request(datapath: Any) -> parser.OFPFlowStatsRequest:
     """Flow statistics of every flow carrying our cookie, in all tables."""
-    return parser.OFPFlowStatsRequest(
-        datapath,
-        table_id=ofp.OFPTT_ALL,
-        out_port=ofp.OFPP_ANY,
-        out_group=ofp.OFPG_ANY,
-        cookie=COOKIE_MAGIC,
-        cookie_mask=COOKIE_MAGIC_MASK,
-    )
+    return parser.OFPFlowStatsRequest(datapath, cookie=COOKIE_MAGIC, cookie_mask=COOKIE_MAGIC_MASK)
 
 
 def kind_flows_request(datapath: Any, kind: int) -> parser.OFPFlowStatsRequest:
     """Flow statistics of our flows of one kind (any flags), e.g. the per-MAC counters."""
+    return parser.OFPFlowStatsRequest(datapath, cookie=cookie(kind), cookie_mask=COOKIE_KIND_MASK)
+
+
+def marks_request(datapath: Any) -> parser.OFPFlowStatsRequest:
+    """Flow statistics of the learning-in-progress marks only (openflow/marks.py): their
+    own cookie with a full mask, which OVS looks up through its cookie index."""
     return parser.OFPFlowStatsRequest(
         datapath,
-        table_id=ofp.OFPTT_ALL,
-        out_port=ofp.OFPP_ANY,
-        out_group=ofp.OFPG_ANY,
-        cookie=cookie(kind),
-        cookie_mask=COOKIE_KIND_MASK,
+        table_id=TABLE_FABRIC_SEEN,
+        cookie=COOKIE_PENDING_MARK,
+        cookie_mask=0xFFFFFFFFFFFFFFFF,
     )
 
 

@@ -25,12 +25,14 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from slb_ryu.core import pipeline
 from slb_ryu.openflow import messages as ofmsgs
 
-_FLOW_STATS = struct.Struct("!HBxIIHHHH4xQQQ")  # ofp_flow_stats up to the match, 48 bytes
+FLOW_STATS_HEAD = struct.Struct("!HBxIIHHHH4xQQQ")  # ofp_flow_stats up to the match, 48 bytes
 _MATCH_HEAD = struct.Struct("!HH")
 _OXM_HEAD = struct.Struct("!HBB")
 _U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
 _OXM_BASIC = ofp.OFPXMC_OPENFLOW_BASIC
-_ETH_DST, _ETH_SRC, _VLAN_VID = (
+_IN_PORT, _ETH_DST, _ETH_SRC, _VLAN_VID = (
+    ofp.OFPXMT_OFB_IN_PORT,
     ofp.OFPXMT_OFB_ETH_DST,
     ofp.OFPXMT_OFB_ETH_SRC,
     ofp.OFPXMT_OFB_VLAN_VID,
@@ -49,7 +51,7 @@ class LazyFlowStats:
         entry = cls.__new__(cls)
         entry.buf, entry.offset = buf, offset
         (entry.length,) = _U16.unpack_from(buf, offset)
-        if entry.length < _FLOW_STATS.size:  # Ryu's loop would never advance
+        if entry.length < FLOW_STATS_HEAD.size:  # Ryu's loop would never advance
             raise struct.error(f"flow stats entry of {entry.length} bytes")
         entry._full = None
         return entry
@@ -68,19 +70,13 @@ def install() -> None:
     parser.OFPFlowStatsReply.cls_stats_body_cls = LazyFlowStats
 
 
-def read_counter(buf: Any, offset: int) -> Counter | None:
-    """(kind, owner, byte_count, age) of one of our per-MAC flows at `offset`, read from
-    the wire format; None for any other flow. Same owner as `sync.owner` would give."""
-    length, _table, sec, nsec, _prio, _idle, _hard, _flags, cookie, _pkts, nbytes = (
-        _FLOW_STATS.unpack_from(buf, offset)
-    )
-    kind = pipeline.cookie_kind(cookie)
-    if kind not in (pipeline.KIND_SRC, pipeline.KIND_DST):
-        return None
-    _type, match_len = _MATCH_HEAD.unpack_from(buf, offset + _FLOW_STATS.size)
-    pos = offset + _FLOW_STATS.size + 4
-    end = offset + _FLOW_STATS.size + match_len
-    src = dst = None
+def read_match(buf: Any, offset: int) -> tuple[int | None, bytes | None, bytes | None, int]:
+    """(in_port, eth_src, eth_dst, vlan_vid) of the match of the flow-stats entry at
+    `offset`, read from the wire format; the MACs as 6 raw bytes, None when absent."""
+    _type, match_len = _MATCH_HEAD.unpack_from(buf, offset + FLOW_STATS_HEAD.size)
+    pos = offset + FLOW_STATS_HEAD.size + 4
+    end = offset + FLOW_STATS_HEAD.size + match_len
+    in_port = src = dst = None
     vid = 0
     while pos + 4 <= end:
         oxm_class, oxm_field, size = _OXM_HEAD.unpack_from(buf, pos)
@@ -92,7 +88,40 @@ def read_counter(buf: Any, offset: int) -> Counter | None:
                 dst = buf[pos + 4 : pos + 10]
             elif which == _VLAN_VID:
                 (vid,) = _U16.unpack_from(buf, pos + 4)
+            elif which == _IN_PORT:
+                (in_port,) = _U32.unpack_from(buf, pos + 4)
         pos += 4 + size
+    return in_port, src, dst, vid
+
+
+def read_body(
+    body: Iterable[Any],
+    from_bytes: Callable[[Any, int], Any],
+    from_ryu: Callable[[Any], Any],
+) -> list[Any]:
+    """What `from_bytes(buf, offset)` (lazy entries) or `from_ryu(stat)` (entries Ryu
+    parsed) makes of each entry of a flow-stats reply body, the Nones left out."""
+    out = []
+    for stat in body:
+        if isinstance(stat, LazyFlowStats):
+            item = from_bytes(stat.buf, stat.offset)
+        else:
+            item = from_ryu(stat)
+        if item is not None:
+            out.append(item)
+    return out
+
+
+def read_counter(buf: Any, offset: int) -> Counter | None:
+    """(kind, owner, byte_count, age) of one of our per-MAC flows at `offset`, read from
+    the wire format; None for any other flow. Same owner as `sync.owner` would give."""
+    length, _table, sec, nsec, _prio, _idle, _hard, _flags, cookie, _pkts, nbytes = (
+        FLOW_STATS_HEAD.unpack_from(buf, offset)
+    )
+    kind = pipeline.cookie_kind(cookie)
+    if kind not in (pipeline.KIND_SRC, pipeline.KIND_DST):
+        return None
+    _in_port, src, dst, vid = read_match(buf, offset)
     mac = src or dst
     if mac is None:
         return None
@@ -101,15 +130,7 @@ def read_counter(buf: Any, offset: int) -> Counter | None:
 
 def counters(body: Iterable[Any]) -> list[Counter]:
     """Counters of our per-MAC flows in a flow-stats reply body (lazy or fully parsed)."""
-    out = []
-    for stat in body:
-        if isinstance(stat, LazyFlowStats):
-            sample = read_counter(stat.buf, stat.offset)
-        else:
-            sample = _counter_from_ryu(stat)
-        if sample is not None:
-            out.append(sample)
-    return out
+    return read_body(body, read_counter, _counter_from_ryu)
 
 
 def _counter_from_ryu(stat: Any) -> Counter | None:
