@@ -14,17 +14,10 @@ from test_stats import reply as flow_reply
 from slb_ryu.core import pipeline
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.placement import OFPP_LOCAL, BridgePlacement, Port
-from slb_ryu.openflow import handshake, stats
+from slb_ryu.openflow import handshake
 
 MACS = 40
-
-
-@pytest.fixture(autouse=True)
-def lazy():
-    before = parser.OFPFlowStatsReply.cls_stats_body_cls
-    stats.install()
-    yield
-    parser.OFPFlowStatsReply.cls_stats_body_cls = before
+pytestmark = pytest.mark.usefixtures("lazy_flow_stats")
 
 
 def placement() -> BridgePlacement:

@@ -4,14 +4,14 @@ them: the same (port, MAC, VLAN, age) as Ryu's full parse, other flows skipped."
 import struct
 
 import pytest
-from ryu.ofproto import ofproto_parser, ofproto_protocol
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
+from test_stats import reply
 
 from slb_ryu.core import pipeline
-from slb_ryu.openflow import marks, stats
+from slb_ryu.openflow import marks
 
-DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
+pytestmark = pytest.mark.usefixtures("lazy_flow_stats")
 
 
 def entry(match, cookie, sec=1, nsec=500_000_000, table=pipeline.TABLE_FABRIC_SEEN):
@@ -24,23 +24,6 @@ def entry(match, cookie, sec=1, nsec=500_000_000, table=pipeline.TABLE_FABRIC_SE
         length, table, sec, nsec, pipeline.PENDING_PRIORITY, 0, 2, 0, cookie, 1, 60,
     )  # fmt: skip
     return head + bytes(body)
-
-
-def reply(entries, flags=0, xid=42):
-    body = b"".join(entries)
-    length = ofp.OFP_MULTIPART_REPLY_SIZE + len(body)
-    head = struct.pack("!BBHI", ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, length, xid)
-    head += struct.pack("!HH4x", ofp.OFPMP_FLOW, flags)
-    data = head + body
-    return ofproto_parser.msg(DP, ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, length, xid, data)
-
-
-@pytest.fixture(autouse=True)
-def lazy():
-    before = parser.OFPFlowStatsReply.cls_stats_body_cls
-    stats.install()
-    yield
-    parser.OFPFlowStatsReply.cls_stats_body_cls = before
 
 
 def raw_entries():

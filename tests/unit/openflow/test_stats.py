@@ -21,6 +21,7 @@ from slb_ryu.openflow import messages as ofmsgs
 from slb_ryu.openflow import stats
 
 DP = ofproto_protocol.ProtocolDesc(ofp.OFP_VERSION)
+pytestmark = pytest.mark.usefixtures("lazy_flow_stats")
 
 
 def flows():
@@ -56,14 +57,6 @@ def reply(entries, flags=0, xid=99):
     head += struct.pack("!HH4x", ofp.OFPMP_FLOW, flags)  # ofp_multipart_reply
     data = head + body
     return ofproto_parser.msg(DP, ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, length, xid, data)
-
-
-@pytest.fixture(autouse=True)
-def lazy():
-    before = parser.OFPFlowStatsReply.cls_stats_body_cls
-    stats.install()
-    yield
-    parser.OFPFlowStatsReply.cls_stats_body_cls = before
 
 
 def test_counters_from_bytes_equal_ryus_full_parse():
