@@ -533,9 +533,10 @@ def _small(
         top = now_vec[0]
         if top * fastest < params.min_load or top - bound < params.tolerance * top:
             break  # idle, or within the dead band of what any placement could reach
-        free = [i for i, it in enumerate(items) if it[0] not in {m.key for m in moved}]
+        done = {m.key for m in moved}
+        free = [i for i, it in enumerate(items) if it[0] not in done]
         room = max(params.max_moves, params.max_burst) - len(moved)
-        chosen = _best_set(load, cap, items, free, ports, top, min(3, room), params)
+        chosen = _best_set(load, cap, now_vec, items, free, ports, min(3, room), params)
         if chosen is None:
             break
         vec, moves = chosen
@@ -563,16 +564,17 @@ def _shift(load: dict[int, list[float]], src: int, dst: int, t: float, r: float)
 def _best_set(
     load: dict[int, list[float]],
     cap: dict[int, float],
+    now_vec: list[float],
     items: list[tuple[Key, int, float, float]],
     free: list[int],
     ports: list[int],
-    top: float,
     largest: int,
     params: RebalanceParams,
 ) -> tuple[list[float], tuple[tuple[int, int], ...]] | None:
     """(sorted vector after, moves as (item, dst)) of the best set of 1-3 moves that lowers
-    the sorted vector; a larger set only when it beats the smaller by a clear margin."""
-    now_vec = _vector(load, cap)
+    `now_vec` (the sorted vector of `load`); a larger set only when it beats the smaller
+    by a clear margin."""
+    top = now_vec[0]
     eps = 1e-9 * top  # float noise: a relabelling must not look like a gain
     singles = [(i, d) for i in free for d in ports if d != items[i][1]]
     hot = {p for p in cap if max(load[p]) / cap[p] >= top}
