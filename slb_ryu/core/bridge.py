@@ -234,7 +234,11 @@ class BridgeCore:
         return out
 
     def _repair(
-        self, now: float, reason: str = REASON_FAILOVER, moves: Iterable[Move] = ()
+        self,
+        now: float,
+        reason: str = REASON_FAILOVER,
+        moves: Iterable[Move] = (),
+        stranded: list[MacEntry] | None = None,
     ) -> Output:
         """`placement.repair` and its Output: in one piece when a few MACs are stranded;
         for more than a slice, the bridge-wide part now (groups, meters, the active
@@ -242,7 +246,8 @@ class BridgeCore:
         learning packets first. The datapath is safe meanwhile: the fast-failover groups
         already carry a dead uplink's traffic to a live one."""
         done = list(moves)
-        stranded = self.placement.stranded()
+        if stranded is None:
+            stranded = self.placement.stranded()
         if len(stranded) <= SLICE or not self.placement.usable_uplinks:
             return self._apply(done + self.placement.repair(now, reason), now)
         self.placement.repair(now, reason, limit=0)  # the active uplink only
@@ -359,14 +364,16 @@ class BridgeCore:
                     port.held = True
                     self.events.add(now, "uplink-held", dpid=self.dpid, uplink=port.name)
         moves = self.placement.update_port(port, now, repin=False)
+        stranded = None  # computed once, for the event and the re-pin
         new = self.placement.ports[port.port_no]
         if new.uplink and was_live != new.live:
             kind = "uplink-up" if new.live else "uplink-down"
             moved = sum(1 for m in moves if m.reason == REASON_FAILOVER)
             if self.placement.usable_uplinks:
-                moved += len(self.placement.stranded())
+                stranded = self.placement.stranded()
+                moved += len(stranded)
             self.events.add(now, kind, dpid=self.dpid, uplink=new.name, held=new.held, moved=moved)
-        return self._repair(now, moves=moves)
+        return self._repair(now, moves=moves, stranded=stranded)
 
     def tick(self, now: float) -> Output:
         """Timer: age snooped IPs; return held uplinks to service after a quiet period."""
