@@ -400,14 +400,10 @@ class SlbApp(app_manager.RyuApp):
 
     def _read_marks(self) -> None:
         """Ask each synced switch for its learning-in-progress marks (one request, which
-        costs the marks present); the replies go to the core. Not during a learning burst
-        (core/marks.py ReadGate): the first read after it finds the burst's last marks."""
+        costs OVS ~1 us per mark present, bench/README.md); the replies go to the core."""
         for dpid, dp in list(self.datapaths.items()):
             core = self.bridges.get(dpid)
             if core is None or not core.synced:
-                continue
-            if not core.marks_gate.due():
-                self.event_log.count("learning_marks_read_deferred")
                 continue
             if (req := self.marks.request(dp)) is not None:
                 dp.send_msg(req)

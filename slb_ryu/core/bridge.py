@@ -18,7 +18,7 @@ from slb_ryu.core.errors import Conflict, NotFound
 from slb_ryu.core.events import EventLog
 from slb_ryu.core.guards import AnnounceLock, FlapGuard
 from slb_ryu.core.load import LoadTracker
-from slb_ryu.core.marks import LearnBudget, Mark, ReadGate
+from slb_ryu.core.marks import LearnBudget, Mark
 from slb_ryu.core.pipeline import FlowSpec, GroupSpec, MeterSpec
 from slb_ryu.core.placement import (
     REASON_DRAIN,
@@ -157,7 +157,6 @@ class BridgeCore:
         self.flaps = FlapGuard(limits.flap_limit, limits.flap_window, limits.flap_hold)
         self.learn_budget = LearnBudget(limits.packet_in_rate)  # copies + recoveries per port
         self.marks_tried = AnnounceLock(float(pipeline.PENDING_HOLD))  # (port, MAC, VLAN)
-        self.marks_gate = ReadGate()  # no mark reads during a learning burst
         self.announced = AnnounceLock(limits.grat_arp_lock)
         self.switch = SwitchState()
         self.synced = False
@@ -499,7 +498,6 @@ class BridgeCore:
             return out
         if kind == pipeline.KIND_SRC_MISS:
             self.learn_budget.charge(in_port, now)  # the meter let it through
-            self.marks_gate.copy()
             learned = self._source_miss(in_port, src, vlan, now)
             if learned is None:
                 return out

@@ -20,36 +20,6 @@ from dataclasses import dataclass
 
 Mark = tuple[int, str, int, float]  # (in_port, MAC, VLAN, age of the mark in s)
 
-# Learning copies per read interval above which a read waits: every new source is marked
-# for PENDING_HOLD s whether its copy arrives or not, so during a learning burst a read
-# returns thousands of marks, and OVS builds that reply in the same main thread that reads
-# the VM ports of a userspace datapath. Measured at 10,000 new MACs in 2 s (bench/scale.py,
-# bench/README.md): frames were dropped before the datapath only in runs where marks were
-# read during the burst. The gate is fooled when OVS itself delays the copies (few arrive,
-# so it reads): 3 of 10 gated runs still read 1,300-2,500 marks, and dropped 10-160 frames.
-# The first read after the burst still finds every mark of its last PENDING_HOLD s.
-BURST_COPIES = 100
-
-
-class ReadGate:
-    """Whether the marks may be read now: not while learning copies pour in."""
-
-    def __init__(self, burst: int = BURST_COPIES) -> None:
-        self.burst = burst
-        self.copies = 0
-
-    def copy(self) -> None:
-        """A learning copy arrived."""
-        self.copies += 1
-
-    def due(self) -> bool:
-        """Called once per read interval: True unless more than `burst` copies arrived
-        since the last call (a burst is on: the read would be large and is not needed
-        yet)."""
-        quiet = self.copies <= self.burst
-        self.copies = 0
-        return quiet
-
 
 @dataclass
 class _Bucket:

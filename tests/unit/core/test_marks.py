@@ -4,7 +4,7 @@ packet-in budget, once per mark."""
 
 from slb_ryu.core import pipeline as pl
 from slb_ryu.core.bridge import BridgeCore, Limits
-from slb_ryu.core.marks import BURST_COPIES, LearnBudget, ReadGate
+from slb_ryu.core.marks import LearnBudget
 from slb_ryu.core.placement import OFPP_LOCAL, Port
 from slb_ryu.core.sync import owner
 
@@ -114,25 +114,3 @@ def test_budget_refills_at_the_rate_up_to_the_burst():
     b.charge(3, 10.0)  # a copy is never refused: the balance goes below zero
     assert not b.take(3, 10.4) and b.take(3, 11.0)
     assert LearnBudget(0).take(3, 0.0)  # no meter: no budget either
-
-
-def test_marks_are_not_read_while_a_learning_burst_is_on():
-    c = core(max_macs=4 * BURST_COPIES)
-    assert c.marks_gate.due()  # quiet: read
-    for i in range(BURST_COPIES + 1):  # copies of a burst within one read interval
-        c.packet_in(
-            pl.KIND_SRC_MISS, VM1, f"02:00:00:01:{i // 256:02x}:{i % 256:02x}", 0, None, now=1.0
-        )
-    assert not c.marks_gate.due()  # the read would return every mark of the burst: wait
-    assert c.marks_gate.due()  # the burst is over: the next interval reads
-
-
-def test_read_gate_counts_per_interval():
-    gate = ReadGate(burst=2)
-    gate.copy()
-    gate.copy()
-    assert gate.due()  # at the limit: still quiet
-    for _ in range(3):
-        gate.copy()
-    assert not gate.due()
-    assert gate.due()
