@@ -35,11 +35,20 @@ whatever loads `plan()` is given; what is not guaranteed is that successive esti
 agree: while smoothed rates still ramp after a move, a MAC can be sent back once
 (bench/saturation.py counts these). While any link is full, and for `hold` runs after
 the last one stopped being full (`Saturation.recent`), the caller plans with
-`saturated_params` (BridgeCore.rebalance): no swaps and a 10% dead band. Per-MAC sizes are
-guesses while a link is full, and when the traffic that filled it stops, the smoothed rates
-decay for a few half-lives from values TCP split at random: with the ordinary 2% band and
-swaps, the first runs after an iperf3 run ended swapped a VM back to the uplink it had
-been moved off (tests/integration/test_saturation.py, 1 run of 3). Pure: no clock, no I/O.
+`saturated_params` (BridgeCore.rebalance): no swaps, an 8% dead band and twice the dwell.
+Per-MAC sizes are guesses while a link is full, and when the traffic that filled it stops,
+the smoothed rates decay for a few half-lives from values TCP split at random: with the
+ordinary 2% band and swaps, the first runs after an iperf3 run ended swapped a VM back to
+the uplink it had been moved off (tests/integration/test_saturation.py, 1 run of 3).
+The dwell: a moved MAC's smoothed rate reaches its new level only after several
+half-lives (10 s each by default: 94% after 40 s, 98% after 60 s), and until then the link
+it joined looks emptier than it is. With the ordinary 30 s dwell, a MAC moved onto a
+1G link was sent back to the 10G it had left as soon as it could move, because the 10G's
+newcomers still read 10-15% low, and a MAC of the 10G followed it to the 1G (bench/saturation.py,
+"2x10G+2x1G, 20 x 1G": 4 MACs sent back at an 8% band, none with 60 s). Twice the dwell
+lets those rates settle first; it is what allows a band narrower than 10%, which a 2x10G
+split of 11 + 9 (one move from 10 + 10, 9% on the fuller link) needs: fed the true demands,
+the planner still stops at 11 + 9 with a 10% band. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -50,14 +59,20 @@ from collections.abc import Sequence
 
 from slb_ryu.core.rebalance import MacRow, RebalanceParams
 
-SATURATED_TOLERANCE = 0.10
+SATURATED_TOLERANCE = 0.08
+SATURATED_DWELL = 2.0  # x the ordinary min_dwell
 
 
 def saturated_params(params: RebalanceParams) -> RebalanceParams:
     """What plan() runs with while a link is full: estimates are guesses and TCP noisy, so
-    no swaps (they would trade equals) and a dead band of 10% instead of 2%."""
+    no swaps (they would trade equals), a dead band of 8% instead of 2%, and a moved MAC
+    sits out twice as long (60 s instead of 30: its smoothed rate must settle on the new
+    link before the estimates built on it are compared; module docstring)."""
     return dataclasses.replace(
-        params, swap_gain=math.inf, tolerance=max(params.tolerance, SATURATED_TOLERANCE)
+        params,
+        swap_gain=math.inf,
+        tolerance=max(params.tolerance, SATURATED_TOLERANCE),
+        min_dwell=SATURATED_DWELL * params.min_dwell,
     )
 
 

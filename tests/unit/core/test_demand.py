@@ -200,11 +200,12 @@ def test_property_estimates_never_shrink_a_link_and_plan_stays_legal(items, spee
         assert move.old_uplink in caps and move.new_uplink in caps
 
 
-def test_while_a_link_is_full_no_swaps_and_a_wider_dead_band():
+def test_while_a_link_is_full_no_swaps_a_wider_dead_band_and_a_longer_dwell():
     from slb_ryu.core.demand import saturated_params
 
-    base = RebalanceParams(tolerance=0.02, swap_gain=0.25, max_moves=3)
+    base = RebalanceParams(tolerance=0.02, swap_gain=0.25, max_moves=3, min_dwell=30.0)
     got = saturated_params(base)
-    assert got.swap_gain == float("inf") and got.tolerance == pytest.approx(0.10)
-    assert got.max_moves == 3 and got.min_dwell == base.min_dwell
+    assert got.swap_gain == float("inf") and got.tolerance == pytest.approx(0.08)
+    assert got.max_moves == 3 and got.min_dwell == pytest.approx(60.0)
+    assert saturated_params(RebalanceParams(min_dwell=0.0)).min_dwell == 0.0
     assert saturated_params(RebalanceParams(tolerance=0.3)).tolerance == pytest.approx(0.3)
