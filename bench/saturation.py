@@ -7,7 +7,9 @@ Each round (10 s), the controller's path runs on what was carried: cumulative co
 `LoadTracker` (per MAC, and per uplink port: the port counters) -> carried rates per
 uplink -> `demand.Saturation` + `demand.estimate` -> `rebalance.plan`, and the moves are
 applied. "measured" is the same without the estimate (what the controller did before:
-it balanced carried bytes).
+it balanced carried bytes). "true" (a reference, not a controller) feeds plan() every VM's
+true demand instead of the estimate, with the same parameters: what a perfect estimate
+would reach with the same planner and dead band.
 
 Per scenario: min satisfaction (rate / demand, the worst-off VM) and Jain's index over
 the VMs' rates, mean of the last 10 rounds; the best min satisfaction any placement can
@@ -125,7 +127,7 @@ def best_min_satisfaction(sc: Scenario) -> float:
     return best
 
 
-def simulate(sc: Scenario, use_estimate: bool) -> dict:
+def simulate(sc: Scenario, use_estimate: bool, true_demand: bool = False) -> dict:
     demand, _, place = sc.vms()
     n = len(demand)
     caps = {u: s / 8 for u, s in enumerate(sc.speeds, start=1)}
@@ -159,6 +161,8 @@ def simulate(sc: Scenario, use_estimate: bool) -> dict:
         if use_estimate:
             saturation.update(carried(rows, caps, ports), caps)
             rows = estimate(rows, caps, saturation, now)
+        if true_demand:
+            rows = [row[:2] + (demand[i], demand[i] * ACK) + row[4:] for i, row in enumerate(rows)]
         params = DEFAULT_PARAMS
         if use_estimate and saturation.recent:  # as BridgeCore.rebalance
             params = saturated_params(params)
@@ -193,8 +197,8 @@ def main() -> int:
     missed = []
     for sc in SCENARIOS:
         best = best_min_satisfaction(sc)
-        for mode in ("measured", "estimate"):
-            res = simulate(sc, mode == "estimate")
+        for mode in ("measured", "estimate", "true"):
+            res = simulate(sc, mode != "measured", mode == "true")
             ratio = res["sat"] / best if best else 1.0
             print(
                 f"{sc.name if mode == 'measured' else '':<32} "
