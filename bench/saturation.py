@@ -127,7 +127,9 @@ def best_min_satisfaction(sc: Scenario) -> float:
     return best
 
 
-def simulate(sc: Scenario, use_estimate: bool, true_demand: bool = False) -> dict:
+def simulate(
+    sc: Scenario, use_estimate: bool, true_demand: bool = False, best: float = 0.0
+) -> dict:
     demand, _, place = sc.vms()
     n = len(demand)
     caps = {u: s / 8 for u, s in enumerate(sc.speeds, start=1)}
@@ -183,6 +185,8 @@ def simulate(sc: Scenario, use_estimate: bool, true_demand: bool = False) -> dic
         late=sum(moves[ROUNDS // 2 :]),
         flaps=flaps,
         split=[place.count(u) for u in caps],
+        # seconds from the start until the min satisfaction first came within 5% of `best`
+        first=next((r * INTERVAL for r, x in enumerate(sats) if x >= 0.95 * best), None),
     )
 
 
@@ -190,7 +194,7 @@ def main() -> int:
     print(f"# max-min-fair TCP, {ROUNDS} rounds of {INTERVAL:.0f} s; figures: mean of the last 10")
     head = (
         f"{'scenario':<32} {'best':>5}  {'mode':<9} {'min sat':>7} {'/best':>6} {'jain':>5} "
-        f"{'moves':>5} {'late':>4} {'flaps':>5}  split"
+        f"{'moves':>5} {'late':>4} {'flaps':>5} {'5% at':>5}  split"
     )
     print(head)
     print("-" * len(head))
@@ -198,13 +202,14 @@ def main() -> int:
     for sc in SCENARIOS:
         best = best_min_satisfaction(sc)
         for mode in ("measured", "estimate", "true"):
-            res = simulate(sc, mode != "measured", mode == "true")
+            res = simulate(sc, mode != "measured", mode == "true", best)
             ratio = res["sat"] / best if best else 1.0
+            first = "never" if res["first"] is None else f"{res['first']:.0f}"
             print(
                 f"{sc.name if mode == 'measured' else '':<32} "
                 f"{(f'{best:.3f}' if mode == 'measured' else ''):>5}  {mode:<9} "
                 f"{res['sat']:7.3f} {ratio:6.3f} {res['jain']:5.2f} {res['moves']:5d} "
-                f"{res['late']:4d} {res['flaps']:5d}  {res['split']}"
+                f"{res['late']:4d} {res['flaps']:5d} {first:>5}  {res['split']}"
             )
             if mode == "estimate" and (ratio < 0.95 or res["flaps"] or res["late"]):
                 missed.append(sc.name)
