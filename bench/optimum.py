@@ -12,9 +12,9 @@ L_ud / C_u. Each MAC is one indivisible item with a tx and an rx load.
   on the fastest link). A ratio to it is an upper bound on the ratio to the optimum.
 - `min_moves()`: the fewest MACs that must change uplink, from a given placement, to get
   within `slack` (default 5%) of a target T: exact by MILP (minimise the MACs off their
-  start uplink) when small, else a lower bound: each uplink over the target in some
-  direction must shed at least its excess, and the fewest MACs that can do it are its
-  largest ones (summed over uplinks, since a MAC leaves only one).
+  start uplink) when small, else a lower bound: each uplink over the target must shed
+  its excess in both directions at once, and no set of fewer MACs than its largest by
+  any weighted sum w tx + (1 - w) rx can (summed over uplinks, since a MAC leaves only one).
 
 Loads are scaled to the divisible level before solving (HiGHS works in floating point
 with absolute tolerances; bytes/s of 10G links would make them meaningless).
@@ -30,6 +30,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 Loads = Sequence[tuple[float, float]]  # per MAC: (tx, rx) bytes/s
 
 EXACT_MAX_MACS = 16
+BOUND_STEPS = 20  # weights w of tx vs rx tried by the moves bound
 
 
 def worst(place: Sequence[int], loads: Loads, caps: dict[int, float]) -> float:
@@ -182,19 +183,31 @@ def min_moves(
 
 
 def _moves_bound(start: Sequence[int], loads: Loads, caps: dict[int, float], target: float) -> int:
+    """Sum over uplinks of the fewest MACs whose removal brings both directions to `target`.
+
+    A valid lower bound (each move removes a MAC from one uplink; moves in only add load).
+    Per uplink, any set that sheds the tx excess E_t and the rx excess E_r also sheds
+    w E_t + (1 - w) E_r of the combined loads w t + (1 - w) r, for every w in [0, 1], and
+    the fewest MACs that can do that are the largest by that combination. The max over a
+    grid of w is still a lower bound, and much tighter than the two directions taken apart
+    when an uplink is over in both (4x10G 10000 down-up: 109, the exact per-uplink MILP
+    count, instead of 88).
+    """
     total = 0
     for u, cap in caps.items():
         mine = [loads[i] for i, p in enumerate(start) if p == u]
+        excess = [sum(x[d] for x in mine) - target * cap for d in (0, 1)]
+        if max(excess) <= 0:
+            continue
         need = 0
-        for d in (0, 1):
-            excess = sum(x[d] for x in mine) - target * cap
-            if excess <= 0:
-                continue
+        for k in range(BOUND_STEPS + 1):
+            w = k / BOUND_STEPS
+            left = w * excess[0] + (1.0 - w) * excess[1]
             count = 0
-            for x in sorted((x[d] for x in mine), reverse=True):
-                if excess <= 0:
+            for x in sorted((w * t + (1.0 - w) * r for t, r in mine), reverse=True):
+                if left <= 0:
                     break
-                excess -= x
+                left -= x
                 count += 1
             need = max(need, count)
         total += need

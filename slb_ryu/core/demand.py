@@ -35,11 +35,24 @@ whatever loads `plan()` is given; what is not guaranteed is that successive esti
 agree: while smoothed rates still ramp after a move, a MAC can be sent back once
 (bench/saturation.py counts these). While any link is full, and for `hold` runs after
 the last one stopped being full (`Saturation.recent`), the caller plans with
-`saturated_params` (BridgeCore.rebalance): no swaps and a 10% dead band. Per-MAC sizes are
+`saturated_params` (BridgeCore.rebalance): no swaps and an 8% dead band. Per-MAC sizes are
 guesses while a link is full, and when the traffic that filled it stops, the smoothed rates
 decay for a few half-lives from values TCP split at random: with the ordinary 2% band and
 swaps, the first runs after an iperf3 run ended swapped a VM back to the uplink it had
-been moved off (tests/integration/test_saturation.py, 1 run of 3). Pure: no clock, no I/O.
+been moved off (tests/integration/test_saturation.py, 1 run of 3).
+
+A MAC placed during such a spell (moved on these estimates, or learned) sits out `rest`
+(60 s) after its placement, not only the planner's dwell (30 s): `estimate` returns it
+marked pinned for plan() (its load still counts). Its smoothed rate reaches its new level
+only after several half-lives (10 s each by default: 94% after 40 s, 98% after 60 s), and
+until then the link it joined looks emptier than it is. With only the 30 s dwell, a MAC
+moved onto a 1G link was sent back to the 10G it had left as soon as it could move,
+because the 10G's newcomers still read 10-15% low, and a MAC of the 10G followed it to the
+1G (bench/saturation.py, "2x10G+2x1G, 20 x 1G": 4 MACs sent back at an 8% band, none
+now). That is what allows a band narrower than the 10% used before, which a 2x10G split
+of 11 + 9 needs (10 + 10 is one move and 9% away on the fuller link: fed the true
+demands, the planner also stops at 11 + 9 with a 10% band). MACs placed before the spell
+keep the ordinary dwell, so the first repair is not delayed. Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -50,12 +63,13 @@ from collections.abc import Sequence
 
 from slb_ryu.core.rebalance import MacRow, RebalanceParams
 
-SATURATED_TOLERANCE = 0.10
+SATURATED_TOLERANCE = 0.08
 
 
 def saturated_params(params: RebalanceParams) -> RebalanceParams:
     """What plan() runs with while a link is full: estimates are guesses and TCP noisy, so
-    no swaps (they would trade equals) and a dead band of 10% instead of 2%."""
+    no swaps (they would trade equals) and a dead band of 8% instead of 2% (narrower
+    would chase TCP's noise; wider leaves 11 + 9 on 2x10G: module docstring)."""
     return dataclasses.replace(
         params, swap_gain=math.inf, tolerance=max(params.tolerance, SATURATED_TOLERANCE)
     )
@@ -76,6 +90,8 @@ class Saturation:
         self.quiet_runs: int | None = None  # runs since a link was last full; None: never
         # ((mac, vlan), direction) -> rate last seen while not held back: its demand
         self.known: dict[tuple[tuple[str, int], int], float] = {}
+        # time of the first estimate() of this spell of full links (None: no spell)
+        self.episode: float | None = None
 
     def update(self, carried: dict[tuple[int, int], float], caps: dict[int, float]) -> None:
         """Fold one run's carried bytes/s per (uplink, direction) into the flags."""
@@ -93,6 +109,8 @@ class Saturation:
             self.quiet_runs = 0
         elif self.quiet_runs is not None:
             self.quiet_runs += 1
+        if not self.recent:
+            self.episode = None
 
     @property
     def recent(self) -> bool:
@@ -119,11 +137,18 @@ def estimate(
     saturation: Saturation,
     now: float | None = None,
     settle: float = 30.0,
+    rest: float = 60.0,
 ) -> list[MacRow]:
     """`rows` with the tx/rx of MACs held back on a saturated link raised toward their
     fair share; also records what unheld MACs showed they want (`Saturation.known`).
+    While `saturation.recent`, MACs placed during the spell less than `rest` s ago come
+    back pinned (they sit out: module docstring).
 
-    The same rows when no link is saturated, the common case."""
+    The same rows when no link is or recently was saturated, the common case."""
+    if now is not None and saturation.recent:
+        if saturation.episode is None:
+            saturation.episode = now
+        rows = _rest(rows, saturation.episode, now, rest)
     if not saturation.flags:
         if saturation.known:
             saturation.known.clear()  # nothing full: all demands are visible again
@@ -180,3 +205,11 @@ def estimate(
         for k in [k for k in known if k[0] not in present]:
             del known[k]
     return out
+
+
+def _rest(rows: Sequence[MacRow], since: float, now: float, rest: float) -> list[MacRow]:
+    """`rows`, those placed at or after `since` and less than `rest` s before `now` pinned."""
+    return [
+        row[:4] + (True,) + row[5:] if not row[4] and since <= row[5] > now - rest else row
+        for row in rows
+    ]

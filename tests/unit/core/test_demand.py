@@ -205,6 +205,51 @@ def test_while_a_link_is_full_no_swaps_and_a_wider_dead_band():
 
     base = RebalanceParams(tolerance=0.02, swap_gain=0.25, max_moves=3)
     got = saturated_params(base)
-    assert got.swap_gain == float("inf") and got.tolerance == pytest.approx(0.10)
+    assert got.swap_gain == float("inf") and got.tolerance == pytest.approx(0.08)
     assert got.max_moves == 3 and got.min_dwell == base.min_dwell
     assert saturated_params(RebalanceParams(tolerance=0.3)).tolerance == pytest.approx(0.3)
+
+
+def _placed(i: int, uplink: int, tx: float, since: float):
+    return ((f"02:00:00:00:00:{i:02x}", 0), uplink, tx, 0.0, False, since)
+
+
+def test_macs_placed_during_a_spell_of_full_links_sit_out_rest_seconds():
+    caps = {1: 10 * GB, 2: GB}
+    sat = Saturation(hold=1)
+    # MAC 0 learned long before the links filled; MAC 1 moved onto the 1G at t=100, in
+    # the spell's first run (its smoothed rate still ramps afterwards)
+    rows = [_placed(0, 1, 9.5 * GB, -500.0), _placed(1, 2, 0.95 * GB, 100.0)]
+    sat.update(carried(rows, caps, {}), caps)
+    assert sat.recent
+    assert [r[4] for r in estimate(rows, caps, sat, now=100.0)] == [False, True]
+    assert [r[4] for r in estimate(rows, caps, sat, now=159.0)] == [False, True]
+    assert [r[4] for r in estimate(rows, caps, sat, now=160.0)] == [False, False]
+    got = estimate(rows, caps, sat, now=130.0)
+    assert got[1][2] >= rows[1][2] and got[0][2] == rows[0][2]  # its load still counts
+    # an operator pin stays a pin; no time given: nothing is pinned for rest
+    pinned = [rows[0][:4] + (True,) + rows[0][5:], rows[1]]
+    assert [r[4] for r in estimate(pinned, caps, sat, now=200.0)] == [True, False]
+    assert [r[4] for r in estimate(rows, caps, sat)] == [False, False]
+
+
+def test_a_new_spell_starts_its_own_clock_and_quiet_links_pin_nothing():
+    caps = {1: 10 * GB, 2: GB}
+    sat = Saturation(hold=1)
+    quiet = [_placed(0, 1, 1.0 * GB, 95.0), _placed(1, 2, 0.1 * GB, 95.0)]
+    sat.update(carried(quiet, caps, {}), caps)
+    assert not sat.recent
+    assert estimate(quiet, caps, sat, now=100.0) == quiet  # placed 5 s ago: not our concern
+    full = [_placed(0, 1, 9.5 * GB, 95.0), _placed(1, 2, 0.95 * GB, 95.0)]
+    sat.update(carried(full, caps, {}), caps)
+    # the spell starts at 110: placements before it keep the planner's ordinary dwell
+    assert [r[4] for r in estimate(full, caps, sat, now=110.0)] == [False, False]
+    for _ in range(2):  # quiet again beyond `hold`: the spell is over
+        sat.update(carried(quiet, caps, {}), caps)
+    assert not sat.recent and sat.episode is None
+    # a second spell, from 125: the MAC moved in its first run sits out, not the other
+    sat.update(carried(full, caps, {}), caps)
+    assert [r[4] for r in estimate(full, caps, sat, now=125.0)] == [False, False]
+    moved = [_placed(0, 1, 9.5 * GB, 95.0), _placed(1, 2, 0.95 * GB, 125.0)]
+    sat.update(carried(moved, caps, {}), caps)
+    assert [r[4] for r in estimate(moved, caps, sat, now=135.0)] == [False, True]
