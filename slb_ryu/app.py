@@ -57,6 +57,8 @@ WATCH_INTERVAL = 0.02  # s between event-loop liveness checks
 STALL_EVENT = 0.05  # s: a longer stall of the event loop is logged as an event
 STALL_COUNTERS = (50, 100, 250, 1000)  # ms: counters event_loop_stall_over_<ms>ms
 FREEZE_GROWTH = 1000  # MACs learned since the last gc.freeze() that warrant another
+FREEZE_CHANGES = 2000  # or mods sent + MAC counters read since then (a re-pin or a stats
+# poll replaces MACs' state without growth)
 options.register(CONF)
 stats.install()  # flow-stats reply entries stay raw until read (see openflow/stats.py)
 listener.listen_on_loopback(CONF)  # OpenFlow listener: 127.0.0.1 unless --ofp-listen-host
@@ -111,6 +113,7 @@ class SlbApp(app_manager.RyuApp):
         self._send_locks: dict[int, Any] = {}
         self._wake_pacer = hub.Event()
         self._frozen_at = 0  # MACs on all bridges at the last gc.freeze()
+        self._changes_since_freeze = 0  # mods sent and MAC counters read since then
         rest.register(kwargs["wsgi"], self)  # REST API, /metrics, JSON 404s
         protect.count_with(self.event_log.count)  # refused REST requests
         self.threads.append(hub.spawn(self._timers))
@@ -169,6 +172,7 @@ class SlbApp(app_manager.RyuApp):
             return
         if self.stats.owns(ev.msg.xid):
             self.stats.reply(ev.msg, self.bridges.get)
+            self._changes_since_freeze += len(ev.msg.body)
             return
         if self.marks.owns(ev.msg.xid):
             dpid, found = self.marks.reply(ev.msg)
@@ -539,6 +543,7 @@ class SlbApp(app_manager.RyuApp):
         later must not overtake what this one is still sending. Every mod's xid is
         remembered, so an error reply names the mod that caused it (_error)."""
         lock = self._send_locks.setdefault(dp.id, hub.Semaphore())
+        self._changes_since_freeze += len(out.mods)
         with lock:
             chunk: list[bytes] = []  # flow-mods packed directly, sent in batches
             for obj, command, spec in out.mods:
@@ -600,6 +605,7 @@ class SlbApp(app_manager.RyuApp):
             for dpid, core in list(self.bridges.items()):
                 while core.backlog and (dp := self._current(dpid)) is not None:
                     self.send(dp, core.next_slice(time.time()))
+                    self._freeze_state()  # a re-pin's new state, before a full collection
                     hub.sleep(0)
             while due := self.ledger.due(time.monotonic(), limit=SLICE):
                 for dpid, lp, left in due:
@@ -617,17 +623,21 @@ class SlbApp(app_manager.RyuApp):
 
         Each MAC is a few dozen tracked objects (entry, flow specs, counters); CPython's
         full collections walk all of them, ~60 ms at 10,000 MACs, blocking the event loop
-        several times while a bridge learns. After every FREEZE_GROWTH new MACs, the
-        young generations are collected and what survives is frozen (gc.freeze): later
-        full collections skip it. Frozen objects are still freed by reference counting;
-        the placement state holds no reference cycles once a MAC is forgotten."""
+        several times while a bridge learns. After every FREEZE_GROWTH new MACs, or
+        FREEZE_CHANGES mods sent and MAC counters read (a failover re-pins thousands of
+        MACs and a stats poll renews every MAC's load: new objects, no growth; left
+        unfrozen they made 50-230 ms full collections at 10,000 MACs, bench/README.md),
+        the young generations are collected and what survives is frozen (gc.freeze):
+        later full collections skip it. Frozen objects are still freed by reference
+        counting; the placement state holds no reference cycles once a MAC is forgotten."""
         macs = sum(len(core.placement.macs) for core in self.bridges.values())
-        if macs - self._frozen_at < FREEZE_GROWTH:
+        if macs - self._frozen_at < FREEZE_GROWTH and self._changes_since_freeze < FREEZE_CHANGES:
             self._frozen_at = min(self._frozen_at, macs)
             return
         gc.collect(1)
         gc.freeze()
         self._frozen_at = macs
+        self._changes_since_freeze = 0
         self.event_log.count("gc_freezes")
 
     def _watchdog(self) -> None:
