@@ -56,6 +56,8 @@ SEND_BATCH = 64  # flow-mods joined into one write to the switch connection
 WATCH_INTERVAL = 0.02  # s between event-loop liveness checks
 STALL_EVENT = 0.05  # s: a longer stall of the event loop is logged as an event
 STALL_COUNTERS = (50, 100, 250, 1000)  # ms: counters event_loop_stall_over_<ms>ms
+TICK = 0.25  # s between two rounds of the timer loop
+SHARDS_WITHIN = 0.8  # of the stats interval: a large flow poll's shards are spread over it
 FREEZE_GROWTH = 1000  # MACs learned since the last gc.freeze() that warrant another
 FREEZE_CHANGES = 2000  # or mods sent + MAC counters read since then (a re-pin or a stats
 # poll replaces MACs' state without growth)
@@ -325,7 +327,7 @@ class SlbApp(app_manager.RyuApp):
         next_tags = time.monotonic() + TAG_REFRESH
         next_marks = time.monotonic() + MARKS_INTERVAL
         while True:
-            hub.sleep(0.25)
+            hub.sleep(TICK)
             now = time.monotonic()
             self.jobs.run("tick", self._tick)
             if now >= next_marks:
@@ -334,6 +336,7 @@ class SlbApp(app_manager.RyuApp):
             if now >= next_tags:
                 next_tags = now + TAG_REFRESH
                 self.jobs.run("ovsdb-tags", self._refresh_tags)
+            self.jobs.run("stats-shards", self._poll_shards)
             if interval and now >= next_poll:
                 next_poll = now + interval
                 self.jobs.run("stats-poll", self._poll_all)
@@ -419,9 +422,20 @@ class SlbApp(app_manager.RyuApp):
                 self._poll(dp)
 
     def _poll(self, dp: Any) -> None:
-        """Ask for the per-MAC source and destination flow counters and the port counters."""
-        for req in self.stats.requests(dp):
+        """Ask for the per-MAC source and destination flow counters (the first shard of
+        them: openflow/stats.py) and the port counters."""
+        core = self.bridges.get(dp.id)
+        macs = len(core.placement.macs) if core else 0
+        spread = SHARDS_WITHIN * self.settings.stats_interval
+        for req in self.stats.requests(dp, macs, spread, TICK):
             dp.send_msg(req)
+
+    def _poll_shards(self) -> None:
+        """The next shard of each flow poll, when due (openflow/stats.py), on the connection
+        the poll began on, if it is still the switch's."""
+        for dp, req in self.stats.due(time.monotonic()):
+            if self.datapaths.get(dp.id) is dp:
+                dp.send_msg(req)
 
     @property
     def stats_poll_seconds(self) -> float:

@@ -21,10 +21,13 @@ from slb_ryu.core.pipeline import (
     COOKIE_MAGIC,
     COOKIE_MAGIC_MASK,
     COOKIE_PENDING_MARK,
+    KIND_SRC,
     LOCAL_SEEN_PRIORITY,
     PENDING_PRIORITY,
     TABLE_FABRIC_SEEN,
+    TABLE_FORWARD,
     TABLE_IP_CLAIMS,
+    TABLE_LOCAL_SRC,
     TABLE_UPLINK_IN,
     Action,
     FlowSpec,
@@ -218,9 +221,28 @@ def our_flows_request(datapath: Any) -> parser.OFPFlowStatsRequest:
     return parser.OFPFlowStatsRequest(datapath, cookie=COOKIE_MAGIC, cookie_mask=COOKIE_MAGIC_MASK)
 
 
-def kind_flows_request(datapath: Any, kind: int) -> parser.OFPFlowStatsRequest:
-    """Flow statistics of our flows of one kind (any flags), e.g. the per-MAC counters."""
-    return parser.OFPFlowStatsRequest(datapath, cookie=cookie(kind), cookie_mask=COOKIE_KIND_MASK)
+def kind_flows_request(
+    datapath: Any, kind: int, shard: int = 0, bits: int = 0
+) -> parser.OFPFlowStatsRequest:
+    """Flow statistics of our flows of one kind (any flags), e.g. the per-MAC counters.
+
+    With `bits`, only the per-MAC flows (source: table 1 by eth_src, destination: table 4
+    by eth_dst) whose MAC ends in `shard` in its low `bits` bits: OVS selects them with a
+    masked match, so a poll can be asked for in pieces (openflow/stats.py)."""
+    if not bits:
+        return parser.OFPFlowStatsRequest(
+            datapath, cookie=cookie(kind), cookie_mask=COOKIE_KIND_MASK
+        )
+    field, table = ("eth_src", TABLE_LOCAL_SRC) if kind == KIND_SRC else ("eth_dst", TABLE_FORWARD)
+    value = f"00:00:00:00:00:{shard:02x}"
+    mask = f"00:00:00:00:00:{(1 << bits) - 1:02x}"
+    return parser.OFPFlowStatsRequest(
+        datapath,
+        table_id=table,  # OVS scans the rules of that table only (a masked cookie has no index)
+        cookie=cookie(kind),
+        cookie_mask=COOKIE_KIND_MASK,
+        match=parser.OFPMatch(**{field: (value, mask)}),
+    )
 
 
 def marks_request(datapath: Any) -> parser.OFPFlowStatsRequest:

@@ -9,6 +9,15 @@ eth_dst / vlan_vid match fields straight from the wire bytes (`read_counter`), a
 other reader (the connect handshake) still gets Ryu's full parse on first attribute
 access. A reply arrives in multipart messages of about 64 KiB, each handled on its own,
 so a poll costs packet-in handling a few milliseconds at a time.
+
+Above SHARD_MACS MACs a flow poll is asked for in shards, by the low bits of the MAC
+(`shard_bits`: 16 shards at 10,000 MACs), spread over most of the poll interval (`due`).
+OVS builds a whole reply in one go in the main thread that also reads the VM ports of a
+userspace datapath, and our handlers then work through it back to back: at 10,000 MACs
+one poll at once is ~19 ms of ovs-vswitchd's main thread, then ~0.1 s of ours, and a
+new MAC's first frame arriving meanwhile waited up to 61 ms (bench/README.md). A shard
+of ~600 MACs is a few milliseconds of each. The shards cost OVS more in all (each
+request scans its table: ~50 ms a poll instead of ~19), a small price every 5 s.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from slb_ryu.core import pipeline
 from slb_ryu.openflow import messages as ofmsgs
+
+SHARD_MACS = 1000  # MACs above which a flow poll is split, and about the most per shard
+MAX_SHARD_BITS = 4  # at most 16 shards
 
 FLOW_STATS_HEAD = struct.Struct("!HBxIIHHHH4xQQQ")  # ofp_flow_stats up to the match, 48 bytes
 _MATCH_HEAD = struct.Struct("!HH")
@@ -144,11 +156,25 @@ def _counter_from_ryu(stat: Any) -> Counter | None:
     return kind, key, stat.byte_count, stat.duration_sec + stat.duration_nsec / 1e9
 
 
+def shard_bits(macs: int, max_shards: int = 1 << MAX_SHARD_BITS) -> int:
+    """Low MAC bits a flow poll of `macs` MACs is split on: 0 (one request per kind) up
+    to SHARD_MACS, then one more bit each time the count doubles, at most MAX_SHARD_BITS
+    and at most `max_shards` shards."""
+    bits = 0
+    while bits < MAX_SHARD_BITS and macs > SHARD_MACS << bits and 2 << bits <= max_shards:
+        bits += 1
+    return bits
+
+
 @dataclass
 class _Poll:
     dpid: int
     kind: str  # "flow" or "port"
     sent: float
+    bits: int = 0  # a flow poll's shards: 2 ** bits, asked for one after the other
+    shard: int = 0  # the shard being read
+    spread: float = 0.0  # s from one shard's request to the next one's, at least
+    dp: Any = None  # the connection the shards are asked on
     pending: set[int] = field(default_factory=set)
     # a MAC's counter of one direction waiting for the other one (then both go to the core)
     half: dict[tuple[int | None, tuple[str, int]], Counter] = field(default_factory=dict)
@@ -161,6 +187,7 @@ class StatsPoller:
 
     def __init__(self, count: Callable[[str], None] = lambda name: None) -> None:
         self.polls: dict[int, _Poll] = {}
+        self.waiting: dict[int, _Poll] = {}  # dpid -> flow poll whose next shard is not due
         self.count = count
         self.last_seconds = 0.0  # wall time of the last complete flow poll
         self.handled_seconds = 0.0  # CPU its replies cost in our handlers
@@ -168,21 +195,47 @@ class StatsPoller:
     def owns(self, xid: int) -> bool:
         return xid in self.polls
 
-    def requests(self, dp: Any) -> list[Any]:
-        """The requests of one poll of `dp` (xids set, to send in order); a previous
-        poll of that switch that never completed is given up."""
+    def requests(
+        self, dp: Any, macs: int = 0, spread_over: float = 0.0, tick: float = 0.25
+    ) -> list[Any]:
+        """The first requests of one poll of `dp` (xids set, to send in order): port
+        counters and the first shard of the flow counters of its `macs` MACs; the other
+        shards follow one by one over `spread_over` s (`due`, called every `tick` s,
+        so there are at most spread_over / tick shards). A previous poll of that switch
+        that never completed is given up."""
         stale = [x for x, p in self.polls.items() if p.dpid == dp.id]
-        if stale:
+        if stale or self.waiting.pop(dp.id, None) is not None:
             for xid in stale:
                 del self.polls[xid]
             self.count("stats_poll_lost")
         now = time.monotonic()
-        flows, ports = _Poll(dp.id, "flow", now), _Poll(dp.id, "port", now)
-        reqs = [
-            (ofmsgs.kind_flows_request(dp, pipeline.KIND_SRC), flows),
-            (ofmsgs.kind_flows_request(dp, pipeline.KIND_DST), flows),
-            (parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY), ports),
+        bits = shard_bits(macs, int(spread_over / tick) if tick > 0 else 1)
+        flows = _Poll(dp.id, "flow", now, bits=bits, spread=spread_over / (1 << bits), dp=dp)
+        ports = _Poll(dp.id, "port", now)
+        port_req = parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY)
+        return self._register(dp, self._shard(dp, flows)) + self._register(dp, [(port_req, ports)])
+
+    @staticmethod
+    def _shard(dp: Any, poll: _Poll) -> list[tuple[Any, _Poll]]:
+        """Source and destination counters of the poll's current shard."""
+        return [
+            (ofmsgs.kind_flows_request(dp, kind, poll.shard, poll.bits), poll)
+            for kind in (pipeline.KIND_SRC, pipeline.KIND_DST)
         ]
+
+    def due(self, now: float) -> list[tuple[Any, Any]]:
+        """(connection, request) of every flow poll's next shard that is due at `now`
+        (monotonic s), to send in order."""
+        out = []
+        for dpid, poll in list(self.waiting.items()):
+            if now >= poll.sent + poll.shard * poll.spread:
+                del self.waiting[dpid]
+                out += [
+                    (poll.dp, req) for req in self._register(poll.dp, self._shard(poll.dp, poll))
+                ]
+        return out
+
+    def _register(self, dp: Any, reqs: list[tuple[Any, _Poll]]) -> list[Any]:
         for req, poll in reqs:
             dp.set_xid(req)
             poll.pending.add(req.xid)
@@ -206,7 +259,8 @@ class StatsPoller:
             core.mac_counters(ready, time.time())
 
     def reply(self, msg: Any, core_of: Callable[[int], Any]) -> None:
-        """One multipart reply message; the core gets the counters once all are in."""
+        """One multipart reply message; the core gets each MAC's counters as soon as both
+        are in. A flow poll's complete shard makes the next one wait for `due`."""
         started = time.process_time()
         poll = self.polls[msg.xid]
         if poll.kind == "port":
@@ -218,6 +272,11 @@ class StatsPoller:
             return
         del self.polls[msg.xid]
         poll.pending.discard(msg.xid)
+        if poll.kind == "flow" and not poll.pending and poll.shard + 1 < 1 << poll.bits:
+            poll.shard += 1
+            poll.cpu += time.process_time() - started
+            self.waiting[poll.dpid] = poll
+            return
         core = core_of(poll.dpid)
         if not poll.pending and core is not None:
             if poll.kind == "port":

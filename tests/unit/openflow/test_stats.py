@@ -138,3 +138,79 @@ def test_poller_sums_multipart_replies_then_feeds_the_core():
 def _port(port_no, tx, rx):
     zeros = dict.fromkeys(parser.OFPPortStats._fields, 0)
     return parser.OFPPortStats(**(zeros | {"port_no": port_no, "tx_bytes": tx, "rx_bytes": rx}))
+
+
+def test_shard_bits_grow_with_the_macs_up_to_sixteen_shards():
+    assert [stats.shard_bits(n) for n in (0, 100, 1000)] == [0, 0, 0]  # one request per kind
+    assert [stats.shard_bits(n) for n in (1001, 2000, 2001, 5000)] == [1, 1, 2, 3]
+    assert stats.shard_bits(10_000) == 4 and stats.shard_bits(1_000_000) == 4
+    # no more shards than the timer can ask for within the spread (e.g. 1 s interval: 3)
+    assert stats.shard_bits(10_000, max_shards=3) == 1 and stats.shard_bits(10_000, 1) == 0
+
+
+def test_a_shard_request_selects_its_macs_by_their_low_bits():
+    whole = ofmsgs.kind_flows_request(DP, pipeline.KIND_SRC)
+    assert "eth_src" not in dict(whole.match.items())
+    src = ofmsgs.kind_flows_request(DP, pipeline.KIND_SRC, 3, 4)
+    dst = ofmsgs.kind_flows_request(DP, pipeline.KIND_DST, 3, 4)
+    assert dict(src.match.items()) == {"eth_src": ("00:00:00:00:00:03", "00:00:00:00:00:0f")}
+    assert dict(dst.match.items()) == {"eth_dst": ("00:00:00:00:00:03", "00:00:00:00:00:0f")}
+    assert src.cookie == pipeline.cookie(pipeline.KIND_SRC) and src.cookie_mask == whole.cookie_mask
+    assert (src.table_id, dst.table_id) == (pipeline.TABLE_LOCAL_SRC, pipeline.TABLE_FORWARD)
+    src.serialize()  # on the wire: OXM eth_src with its mask (class 0x8000, field 4, HM)
+    oxm = b"\x80\x00\x09\x0c" + bytes.fromhex("000000000003" + "00000000000f")
+    assert oxm in bytes(src.buf)
+
+
+def test_a_large_poll_asks_for_its_shards_spread_over_the_interval():
+    core = BridgeCore(7, ["up*"])
+    core.connect(
+        [Port(OFPP_LOCAL, "br"), Port(1, "up1"), Port(2, "up2"), Port(3, "vm")], [], [], {}, 0.0
+    )
+    macs = ["02:00:00:00:01:00", "02:00:00:00:01:01"]  # one in each of 2 shards
+    for mac in macs:
+        core.packet_in(pipeline.KIND_SRC_MISS, 3, mac, 0, None, 1.0)
+    specs = pipeline.desired_flows(core.placement).values()
+    per_mac = {
+        (pipeline.cookie_kind(s.cookie), owner(s)[0]): s
+        for s in specs
+        if pipeline.cookie_kind(s.cookie) in (pipeline.KIND_SRC, pipeline.KIND_DST)
+    }
+    counted = []
+    poller = stats.StatsPoller(counted.append)
+    dp = FakeDp()
+    first = poller.requests(dp, 1500, spread_over=4.0)  # 1,500 MACs: 1 bit, 2 shards
+    assert len(first) == 3  # shard 0 (source, destination) and the port counters
+    x_src, x_dst, _ = (r.xid for r in first)
+    assert dict(first[0].match.items())["eth_src"] == ("00:00:00:00:00:00", "00:00:00:00:00:01")
+    start = poller.polls[x_src].sent
+    cores = {7: core}
+    poller.reply(
+        reply([entry(per_mac[(pipeline.KIND_SRC, macs[0])], 9, 1, 0)], 0, x_src), cores.get
+    )
+    assert poller.due(start + 9.0) == []  # shard 0 is still being read
+    poller.reply(
+        reply([entry(per_mac[(pipeline.KIND_DST, macs[0])], 9, 1, 0)], 0, x_dst), cores.get
+    )
+    assert (macs[0], 0) in core.loads and (macs[1], 0) not in core.loads  # as soon as read
+    assert poller.due(start + 1.9) == []  # shard 1 is due 2 s (4 s / 2 shards) after 0
+    nxt = poller.due(start + 2.0)
+    assert [c for c, _ in nxt] == [dp, dp] and poller.due(start + 2.0) == []
+    assert [dict(r.match.items()) for _, r in nxt] == [
+        {"eth_src": ("00:00:00:00:00:01", "00:00:00:00:00:01")},
+        {"eth_dst": ("00:00:00:00:00:01", "00:00:00:00:00:01")},
+    ]
+    assert counted == [] and poller.last_seconds == 0.0  # the flow poll is not done yet
+    for (_, r), kind in zip(nxt, (pipeline.KIND_SRC, pipeline.KIND_DST), strict=True):
+        poller.reply(reply([entry(per_mac[(kind, macs[1])], 9, 1, 0)], 0, r.xid), cores.get)
+    assert (macs[1], 0) in core.loads and counted == ["stats_replies"]
+    assert poller.due(start + 9.0) == []  # the last shard: nothing more to ask
+    assert not any(p.kind == "flow" for p in poller.polls.values())
+    # a new poll while a shard waits gives the old one up
+    poller.requests(dp, 1500, spread_over=4.0)
+    x_src2 = min(x for x, p in poller.polls.items() if p.kind == "flow")
+    poller.reply(reply([], 0, x_src2), cores.get)
+    poller.reply(reply([], 0, x_src2 + 1), cores.get)
+    assert poller.waiting
+    poller.requests(dp, 1500, spread_over=4.0)
+    assert counted.count("stats_poll_lost") == 2  # the port poll of before, then this
