@@ -152,6 +152,10 @@ class Ours:
         rows = self.ctl.get_json("/slb/v1/uplinks", timeout=20)
         return next(u["macs"] for u in rows if u["name"] == uplink)
 
+    def cpu(self) -> float:
+        """CPU seconds ryu-manager has used (all its threads)."""
+        return proc_cpu(self.ctl.proc.pid)
+
     def stop(self) -> None:
         self.ctl.stop()
 
@@ -216,6 +220,14 @@ def learn(net, system, n: int) -> dict:
     ovs_before = ovs_evidence()  # both systems: what the learn phase cost OVS
     counters_before = system.counters() if ours else {}
     sender = threading.Thread(target=send)
+    # CPU over a fixed window, the burst and 1 s after it, whatever the phase's length:
+    # ovs-vswitchd by thread role, and the controller (None for the bond)
+    window_end, window = time.time() + n / RATE + 1.0, None
+    cpu_start = (ovs_thread_cpu(), system.cpu() if ours else None)
+    timeline: list = []
+    stop_timeline = threading.Event()
+    sampler = threading.Thread(target=drop_timeline, args=(stop_timeline, timeline))
+    sampler.start()
     sender.start()
     start_count = counters_before.get("packet_in", 0)
     deadline = time.time() + n / RATE + 60
@@ -235,16 +247,31 @@ def learn(net, system, n: int) -> dict:
                 moved_at, count = now, value
         if most_at is None and known >= 0.99 * n:
             most_at = now
+        if window is None and now >= window_end:
+            window = _cpu_window(cpu_start, system if ours else None)
         if known >= n:
             done_at = now
             break
         time.sleep(0.05)
     sender.join()
+    stop_timeline.set()
+    sampler.join()
+    if window is None:
+        time.sleep(max(0.0, window_end - time.time()))
+        window = _cpu_window(cpu_start, system if ours else None)
     first = result["send"]["first"]
     out = {
         "learn_s": None if done_at is None else done_at - first,
         "learn99_s": None if most_at is None else most_at - first,
         "sent": result["send"]["sent"],
+        "cpu_window_s": window,
+        "send_s": round(result["send"]["last"] - result["send"]["first"], 2),
+        # drops by time from the first frame sent, where the count grew
+        "drops_at": [
+            (round(t - result["send"]["first"], 2), d - timeline[0][1])
+            for (t, d), (_, prev) in zip(timeline[1:], timeline, strict=False)
+            if d != prev
+        ],
     }
     if done_at is None:
         out["learned"] = system.known() - base
@@ -280,13 +307,7 @@ def ovs_evidence() -> dict:
         if found:
             meters[int(found.group(1))] = int(found.group(2))
     upcall = sh(["ovs-appctl", "upcall/show"], timeout=20)
-    # drops of ovs-vswitchd's packet sockets (the userspace datapath reads veth ports
-    # through AF_PACKET; a full receive buffer drops there, before OVS sees the frame)
-    socket_drops = sum(
-        int(found.group(1))
-        for line in sh(["ss", "-0", "-a", "-m", "-p"]).splitlines()
-        if "ovs-vswitchd" in line and (found := re.search(r"skmem:\(.*?,d(\d+)\)", line))
-    )
+    socket_drops = packet_socket_drops()
     vm_port = int(tb.ovs_get("Interface", VM_PORT, "ofport"))
     kernel = re.search(
         r"RX:.*\n\s*\d+\s+(\d+)\s+\d+\s+(\d+)", sh(["ip", "-s", "link", "show", VM_PORT])
@@ -302,6 +323,22 @@ def ovs_evidence() -> dict:
         "packet_socket_drops": socket_drops,
         "threads": ovs_thread_cpu(),
     }
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of a process, all its threads, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_window(start: tuple, ours) -> dict:
+    """CPU seconds since `start` (ovs_thread_cpu(), controller CPU or None)."""
+    threads, ctl = start
+    now = ovs_thread_cpu()
+    out = {f"ovs_{k}": round(v - threads.get(k, 0.0), 2) for k, v in now.items()}
+    if ours is not None:
+        out["controller"] = round(ours.cpu() - ctl, 2)
+    return out
 
 
 def ovs_thread_cpu() -> dict:
@@ -325,6 +362,24 @@ def ovs_thread_cpu() -> dict:
         )
         out[role] += cpu
     return out
+
+
+def packet_socket_drops() -> int:
+    """Frames ovs-vswitchd's packet sockets dropped (the userspace datapath reads veth
+    ports through AF_PACKET; a full receive buffer drops there, before OVS sees them)."""
+    return sum(
+        int(found.group(1))
+        for line in sh(["ss", "-0", "-a", "-m", "-p"]).splitlines()
+        if "ovs-vswitchd" in line and (found := re.search(r"skmem:\(.*?,d(\d+)\)", line))
+    )
+
+
+def drop_timeline(stop: threading.Event, out: list) -> None:
+    """(time, packet-socket drops so far) every ~0.1 s until `stop`: when in the learn
+    phase the frames were lost."""
+    while not stop.is_set():
+        out.append((time.time(), packet_socket_drops()))
+        stop.wait(0.1)
 
 
 def ovs_diff(before: dict, after: dict) -> dict:
