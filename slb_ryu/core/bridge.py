@@ -641,10 +641,7 @@ class BridgeCore:
         for this VM (a gratuitous ARP would poison the fabric's caches); drop it if the
         VM had it."""
         self.events.count("ip_claimed")
-        entry = self.placement.macs.get(key)
-        if entry is not None and ip in entry.ips:
-            entry.ips.discard(ip)
-            entry.ip_seen.pop(ip, None)
+        self.placement.drop_ip(key[0], key[1], ip)
         if not self.guard_reported.locked(("ip",) + key, now):
             self.guard_reported.announce(("ip",) + key, now)
             self.events.add(now, "ip-claimed", dpid=self.dpid, mac=key[0], vlan=key[1], ip=ip)

@@ -182,6 +182,7 @@ class BridgePlacement:
         # against the entry when popped (refreshed ones go back in), so aging costs the
         # addresses due, not a scan of every MAC per timer tick.
         self._ip_due: list[tuple[float, str, int, str]] = []
+        self._ip_owner: dict[tuple[int, str], str] = {}  # (VLAN, IP) -> the MAC that has it
 
     # ---- ports -------------------------------------------------------------------
 
@@ -322,6 +323,12 @@ class BridgePlacement:
         Returns "new", "seen" (refreshed), "full" (the MAC already has
         `max_ips_per_mac` addresses: a VM sending ARPs from random addresses must not
         grow our state or the learning packets of its next move) or "ignored".
+
+        An address belongs to the MAC that used it last in its VLAN: another MAC of the
+        bridge that had it loses it. A VM whose MAC changed (or a NIC replaced) leaves its
+        old MAC behind until it ages; a move of that old MAC must not announce the
+        address for it, or the fabric's ARP caches point at a MAC nobody answers to
+        (seen: tests/integration/test_operator.py, a drain after a MAC change).
         """
         entry = self.macs.get((mac, vlan))
         if entry is None or ip == "0.0.0.0":
@@ -331,10 +338,26 @@ class BridgePlacement:
             return "seen"
         if 0 < self.max_ips_per_mac <= len(entry.ips):
             return "full"
+        before = self._ip_owner.get((vlan, ip))
+        if before is not None and before != mac:
+            self.drop_ip(before, vlan, ip)
         entry.ips.add(ip)
         entry.ip_seen[ip] = now
+        self._ip_owner[(vlan, ip)] = mac
         heapq.heappush(self._ip_due, (now, mac, vlan, ip))
         return "new"
+
+    def drop_ip(self, mac: str, vlan: int, ip: str) -> bool:
+        """Forget that the MAC uses `ip` (aged, claimed by a fabric host, or used by
+        another MAC since); True if it had it."""
+        entry = self.macs.get((mac, vlan))
+        if self._ip_owner.get((vlan, ip)) == mac:
+            del self._ip_owner[(vlan, ip)]
+        if entry is None or ip not in entry.ips:
+            return False
+        entry.ips.discard(ip)
+        entry.ip_seen.pop(ip, None)
+        return True
 
     def age_ips(self, now: float, max_age: float) -> list[tuple[str, int, str]]:
         """Forget snooped addresses not used for `max_age` seconds; returns what went.
@@ -350,8 +373,7 @@ class BridgePlacement:
                 continue  # forgotten with its MAC, claimed, or aged already
             seen = entry.ip_seen.get(ip, noted)
             if now - seen >= max_age:
-                entry.ips.discard(ip)
-                entry.ip_seen.pop(ip, None)
+                self.drop_ip(mac, vlan, ip)
                 gone.append((mac, vlan, ip))
             else:  # used since: due again max_age after that use
                 heapq.heappush(due, (seen, mac, vlan, ip))
@@ -431,8 +453,13 @@ class BridgePlacement:
         self._on_uplink.setdefault(entry.uplink, {})[entry.key] = entry
         self._load[entry.uplink] = self._load.get(entry.uplink, 0) + load_units(entry)
         object.__setattr__(entry, "_owner", self)
+        for ip in entry.ips:
+            self._ip_owner[(entry.vlan, ip)] = entry.mac
 
     def _detach(self, entry: MacEntry) -> None:
+        for ip in entry.ips:
+            if self._ip_owner.get((entry.vlan, ip)) == entry.mac:
+                del self._ip_owner[(entry.vlan, ip)]
         del self.macs[entry.key]
         self._per_port[entry.port_no] -= 1
         self._per_vlan[entry.vlan] -= 1

@@ -195,6 +195,28 @@ def test_snooped_ips_are_capped_and_age_by_last_use():
     assert bp.age_ips(80.0, 30.0) == [(mac(1), 0, "10.0.0.1")]
 
 
+def test_an_address_belongs_to_the_mac_that_used_it_last_in_its_vlan():
+    """A VM whose MAC changed leaves the old MAC behind; moving that one must not announce
+    the address for it (the fabric's ARP caches would point at a MAC nobody answers)."""
+    bp = bridge()
+    for i, vlan in ((1, 0), (2, 0), (3, 10)):
+        bp.learn(mac(i), vlan, 3, 0.0)
+    assert bp.learn_ip(mac(1), 0, "10.0.0.12", 1.0) == "new"
+    assert bp.learn_ip(mac(3), 10, "10.0.0.12", 1.0) == "new"  # another VLAN: its own
+    assert bp.learn_ip(mac(2), 0, "10.0.0.12", 2.0) == "new"  # the VM's new MAC
+    assert bp.macs[(mac(1), 0)].ips == set() and bp.macs[(mac(2), 0)].ips == {"10.0.0.12"}
+    assert bp.macs[(mac(3), 10)].ips == {"10.0.0.12"}
+    assert bp.learn_ip(mac(1), 0, "10.0.0.12", 3.0) == "new"  # and back again
+    assert bp.macs[(mac(2), 0)].ips == set() and bp.age_ips(100.0, 30.0) == [
+        (mac(1), 0, "10.0.0.12"),
+        (mac(3), 10, "10.0.0.12"),
+    ]
+    bp.learn_ip(mac(2), 0, "10.0.0.7", 100.0)
+    bp.forget(mac(2), 0)  # a forgotten MAC's address is free, with no one to take it from
+    assert bp.learn_ip(mac(1), 0, "10.0.0.7", 101.0) == "new"
+    assert not bp.drop_ip(mac(2), 0, "10.0.0.7") and bp.drop_ip(mac(1), 0, "10.0.0.7")
+
+
 # One step of the IP-aging property: (kind, MAC index, IP index, seconds later).
 _IP_STEP = st.tuples(
     st.sampled_from(["learn", "ip", "ip", "forget", "claim", "age", "age"]),
@@ -220,13 +242,14 @@ def test_ip_aging_matches_a_scan_of_every_mac(steps):
             model[key] = {}
         elif kind == "ip":
             if bp.learn_ip(mac(m), 0, ip, now) in ("new", "seen"):
+                for other in model.values():  # the address is this MAC's now, no one else's
+                    other.pop(ip, None)
                 model[key][ip] = now
         elif kind == "forget" and key in bp.macs:
             bp.forget(mac(m), 0)
             del model[key]
         elif kind == "claim" and key in bp.macs:  # as BridgeCore does for a claimed IP
-            bp.macs[key].ips.discard(ip)
-            bp.macs[key].ip_seen.pop(ip, None)
+            bp.drop_ip(mac(m), 0, ip)
             model[key].pop(ip, None)
         elif kind == "age":
             want = sorted(
