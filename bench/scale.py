@@ -154,7 +154,7 @@ class Ours:
 
     def cpu(self) -> float:
         """CPU seconds ryu-manager has used (all its threads)."""
-        return proc_cpu(self.ctl.proc.pid)
+        return stat_cpu(Path(f"/proc/{self.ctl.pid}/stat"))
 
     def stop(self) -> None:
         self.ctl.stop()
@@ -325,9 +325,10 @@ def ovs_evidence() -> dict:
     }
 
 
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process, all its threads, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def stat_cpu(stat: Path) -> float:
+    """utime + stime in seconds from a /proc `stat` file (of a process: all its threads;
+    of a /proc/PID/task/TID: that thread)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -346,15 +347,13 @@ def ovs_thread_cpu() -> dict:
     VM's veth port, handles OpenFlow and runs upcalls of non-PMD ports), `revalidator`
     (re-translates datapath flows after a flow-table change) and `other`."""
     pid = int(Path("/var/run/openvswitch/ovs-vswitchd.pid").read_text().split()[0])
-    hz = os.sysconf("SC_CLK_TCK")
     out = {"main": 0.0, "revalidator": 0.0, "other": 0.0}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            cpu = stat_cpu(task / "stat")
             comm = (task / "comm").read_text().strip()
         except OSError:
             continue  # the thread ended
-        cpu = (int(fields[11]) + int(fields[12])) / hz  # utime + stime
         role = (
             "main"
             if int(task.name) == pid
@@ -481,17 +480,10 @@ def first_packets(net, system, probes: int) -> dict:
 
 
 def idle(system: Ours, seconds: float) -> dict:
-    pid = system.ctl.pid
-
-    def cpu() -> float:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     time.sleep(1.0)
-    c0, t0 = cpu(), time.monotonic()
+    c0, t0 = system.cpu(), time.monotonic()
     time.sleep(seconds)
-    pct = 100 * (cpu() - c0) / (time.monotonic() - t0)
+    pct = 100 * (system.cpu() - c0) / (time.monotonic() - t0)
     metrics = tb.sh(["curl", "-s", system.ctl.url("/metrics")], timeout=20, check=False)
     m = re.search(r"^slb_stats_poll_duration_seconds (\S+)", metrics, re.M)
     health: list[float] = []
@@ -516,7 +508,7 @@ def idle(system: Ours, seconds: float) -> dict:
     prober.join(timeout=15)
     return {
         "idle_cpu_pct": pct,
-        "rss_mib": tb.rss_kb(pid) / 1024,
+        "rss_mib": tb.rss_kb(system.ctl.pid) / 1024,
         "poll_s": float(m.group(1)) if m else None,
         "get_placement_s": took,
         "placement_rows": len(rows),
