@@ -410,9 +410,7 @@ class SlbApp(app_manager.RyuApp):
         costs OVS ~1 us per mark present, bench/README.md); the replies go to the core."""
         for dpid, dp in list(self.datapaths.items()):
             core = self.bridges.get(dpid)
-            if core is None or not core.synced:
-                continue
-            if (req := self.marks.request(dp)) is not None:
+            if core is not None and core.synced and (req := self.marks.request(dp)) is not None:
                 dp.send_msg(req)
 
     def _poll_all(self) -> None:

@@ -210,6 +210,8 @@ def estimate(
 def _rest(rows: Sequence[MacRow], since: float, now: float, rest: float) -> list[MacRow]:
     """`rows`, those placed at or after `since` and less than `rest` s before `now` pinned."""
     return [
-        row[:4] + (True,) + row[5:] if not row[4] and since <= row[5] > now - rest else row
+        row[:4] + (True,) + row[5:]
+        if not row[4] and since <= row[5] and row[5] > now - rest
+        else row
         for row in rows
     ]
