@@ -114,6 +114,8 @@ def test_scale_benchmark_smoke(ovs, tmp_path):
         assert res["first_lost"] == 0 and res["first_median_ms"] > 0, res
         assert res["failover_s"] is not None and res["learning_seen"] > 0, res
     assert ours["moved"] > 0 and ours["learning_seen"] >= ours["moved"], ours
+    # learned MACs are counted from table stats; the source flows themselves agree
+    assert ours["source_flows_added"] == 100, ours
     assert ours["disconnects"] == 0 and ours["placement_rows"] >= 100, ours
     assert 0 < ours["rss_mib"] < 1024 and ours["idle_cpu_pct"] >= 0, ours
     now, base = doc["micro"]["now"][0], doc["micro"]["baseline"][0]
