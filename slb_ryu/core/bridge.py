@@ -557,15 +557,20 @@ class BridgeCore:
         """The datapath's learning-in-progress marks (core/marks.py): learn each marked
         source we do not know whose copy is overdue, as its copy would have, once per
         mark, within the port's packet-in budget. A source known on another port is left
-        alone: its mark may be older than the move that learned it there."""
+        alone: its mark may be older than the move that learned it there. The marks (and
+        echo guards) of every source known by now are deleted, after its flows."""
         out = Output()
         if not self.synced:
             return out
+        done: list[tuple[int, str, int]] = []  # marks of sources now known: deleted below
         for in_port, mac, vlan, age in marks:
             self.events.count("learning_marks")
             key = (mac, vlan)
             tried = (in_port, mac, vlan)
-            if age < pipeline.PENDING_MIN_AGE or key in self.placement.macs:
+            if key in self.placement.macs:
+                done.append(tried)
+                continue
+            if age < pipeline.PENDING_MIN_AGE:
                 continue
             port = self.placement.ports.get(in_port)
             if port is None or port.uplink or self.marks_tried.locked(tried, now):
@@ -578,6 +583,7 @@ class BridgeCore:
             if learned is None or key not in self.placement.macs:
                 continue
             out.extend(learned)
+            done.append(tried)
             self.events.count("learning_copy_recovered")
             self.events.add(
                 now,
@@ -588,6 +594,17 @@ class BridgeCore:
                 port=self.placement.port_name(in_port),
                 age=round(age, 3),
             )
+        # After the MACs' own flows (same connection, so OVS applies them first): the
+        # marks and echo guards of sources now known, in one batch rather than expiring
+        # one by one (pipeline.learned_while_learning says why).
+        deletes = {
+            spec.key: spec
+            for in_port, mac, vlan in done
+            for spec in pipeline.learned_while_learning(in_port, mac, vlan, self.tuning)
+        }  # one guard per (MAC, VLAN), however many ports marked it
+        out.mods += [("flow", "delete", spec) for spec in deletes.values()]
+        if done:
+            self.events.count("learning_marks_deleted", len(done))
         return out
 
     def _announced_in(self, key: tuple[str, int], in_port: int, now: float) -> Output:

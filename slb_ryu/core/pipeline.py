@@ -504,6 +504,41 @@ def mac_flows(
     ]
 
 
+def learned_while_learning(
+    in_port: int, mac: str, vlan: int, tuning: Tuning = Tuning()
+) -> list[FlowSpec]:
+    """What the datapath learned for a new local source's first frame (table 2): its
+    learning-in-progress mark (table 5) and its echo guard (table 3, when guard_window is
+    on), as specs a strict delete matches exactly (OVS stores a learned VLAN as the 13
+    bits of vlan_tci, the same as an OXM vlan_vid without mask).
+
+    Once the controller has installed the MAC's own flows both are redundant (table 1
+    takes its frames; its reflection drop takes the echo), and left to expire one by one
+    they are a flow-table change apiece: OVS re-validates every datapath flow after each,
+    so 10,000 marks expiring over 2 s kept its revalidator at 100 % CPU for those 2 s
+    (and again at guard_window). Deleted together once a second they cost a pass or two.
+    """
+    vid = vlan_vid(vlan)
+    flows = [
+        FlowSpec(
+            TABLE_FABRIC_SEEN,
+            PENDING_PRIORITY,
+            match(in_port=in_port, eth_src=mac, vlan_vid=vid),
+            COOKIE_PENDING_MARK,
+        )
+    ]
+    if tuning.guard_window:
+        flows.append(
+            FlowSpec(
+                TABLE_UPLINK_IN,
+                LOCAL_SEEN_PRIORITY,
+                match(eth_src=mac, vlan_vid=vid),
+                COOKIE_LEARNED,
+            )
+        )
+    return flows
+
+
 def admit_order(bridge: BridgePlacement) -> list[int]:
     """Uplinks in the order the datapath picks the broadcast-accepting one: the active
     uplink first, then the other usable ones by port number (as `repair` would)."""

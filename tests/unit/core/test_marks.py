@@ -47,11 +47,74 @@ def test_young_mark_waits_for_its_copy():
     assert out.mods == [] and c.entry(mac(1), 0) is None and recovered(c) == 0
 
 
-def test_known_source_is_left_alone_even_on_another_port():
+def deleted(out) -> set[tuple]:
+    """(table, priority, match) of every flow `out` deletes."""
+    return {s.key for o, cmd, s in out.mods if o == "flow" and cmd == "delete"}
+
+
+def mark_key(port: int, m: str, vid: int = 0) -> tuple:
+    return (
+        pl.TABLE_FABRIC_SEEN,
+        pl.PENDING_PRIORITY,
+        pl.match(in_port=port, eth_src=m, vlan_vid=vid),
+    )
+
+
+def guard_key(m: str, vid: int = 0) -> tuple:
+    return (pl.TABLE_UPLINK_IN, pl.LOCAL_SEEN_PRIORITY, pl.match(eth_src=m, vlan_vid=vid))
+
+
+def test_known_source_is_left_alone_even_on_another_port_and_its_marks_go():
     c = core()
     c.packet_in(pl.KIND_SRC_MISS, VM2, mac(1), 0, None, now=9.0)  # the copy arrived
     out = c.learning_marks([(VM1, mac(1), 0, OLD), (VM2, mac(1), 0, OLD)], now=10.0)
-    assert out.mods == [] and c.entry(mac(1), 0).port_no == VM2 and recovered(c) == 0
+    assert c.entry(mac(1), 0).port_no == VM2 and recovered(c) == 0
+    # nothing but deletes: both ports' marks and the one echo guard of (MAC, VLAN)
+    assert all(cmd == "delete" for _, cmd, _ in out.mods), out.mods
+    assert deleted(out) == {mark_key(VM1, mac(1)), mark_key(VM2, mac(1)), guard_key(mac(1))}
+    assert len(out.mods) == 3
+    assert c.events.counters["learning_marks_deleted"] == 2
+
+
+def test_a_known_sources_mark_goes_however_young():
+    c = core()
+    c.packet_in(pl.KIND_SRC_MISS, VM1, mac(1), 10, None, now=9.9)
+    out = c.learning_marks([(VM1, mac(1), 10, 0.05)], now=10.0)
+    vid = pl.OFPVID_PRESENT | 10  # as OVS stores the learned 13 bits of vlan_tci
+    assert deleted(out) == {mark_key(VM1, mac(1), vid), guard_key(mac(1), vid)}
+    cookies = {s.table: s.cookie for _, _, s in out.mods}
+    assert cookies == {
+        pl.TABLE_FABRIC_SEEN: pl.COOKIE_PENDING_MARK,
+        pl.TABLE_UPLINK_IN: pl.COOKIE_LEARNED,
+    }
+
+
+def test_recovered_source_gets_its_flows_before_its_mark_goes():
+    c = core()
+    out = c.learning_marks([(VM1, mac(1), 0, OLD)], now=10.0)
+    kinds = [(o, cmd) for o, cmd, _ in out.mods]
+    first_delete = kinds.index(("flow", "delete"))
+    assert first_delete > 0 and all(cmd != "delete" for _, cmd in kinds[:first_delete])
+    assert deleted(out) == {mark_key(VM1, mac(1)), guard_key(mac(1))}
+
+
+def test_an_unknown_sources_mark_stays_while_its_copy_may_come_or_it_is_refused():
+    c = core(max_macs=1)
+    c.packet_in(pl.KIND_SRC_MISS, VM1, mac(0), 0, None, now=9.0)  # the port is now full
+    out = c.learning_marks(
+        [(VM2, mac(1), 0, pl.PENDING_MIN_AGE / 2), (VM1, mac(2), 0, OLD)], now=10.0
+    )
+    assert c.entry(mac(1), 0) is None and c.entry(mac(2), 0) is None
+    assert deleted(out) == set() and "learning_marks_deleted" not in c.events.counters
+
+
+def test_no_guard_to_delete_when_the_guard_is_off():
+    c = BridgeCore(1, ["up*"], limits=Limits(guard_window=0))
+    ports = [Port(OFPP_LOCAL, "hv1"), Port(1, "up1"), Port(2, "up2"), Port(VM1, "vm1")]
+    c.connect(ports, [], [], {}, now=0.0)
+    c.packet_in(pl.KIND_SRC_MISS, VM1, mac(1), 0, None, now=9.0)
+    out = c.learning_marks([(VM1, mac(1), 0, OLD)], now=10.0)
+    assert deleted(out) == {mark_key(VM1, mac(1))}
 
 
 def test_port_security_refuses_a_marked_source_as_it_refuses_a_copy():

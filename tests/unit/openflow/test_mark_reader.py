@@ -92,3 +92,27 @@ def test_marks_learn_the_whole_16_bit_nxm_in_port():
 
     first = ofmsgs._learn("learn_pending", 2).specs[0]
     assert (first.src, first.dst, first.n_bits) == (("in_port_nxm", 0), ("in_port_nxm", 0), 16)
+
+
+@pytest.mark.parametrize("kind, index", [("learn_pending", 0), ("learn_local", 1)])
+def test_the_strict_delete_of_a_learned_flow_names_what_the_learn_makes(kind, index):
+    """A strict delete finds only a flow of the same table, priority and match: the
+    specs `learned_while_learning` deletes must be those `_learn` has OVS make (the
+    learned fields, whole: in_port 16 bits, eth_src 48, vlan_tci 13 = OXM vlan_vid)."""
+    from slb_ryu.openflow import messages as ofmsgs
+
+    learn = ofmsgs._learn(kind, 2)
+    spec = pipeline.learned_while_learning(5, "02:00:00:00:00:01", 10)[index]
+    assert (spec.table, spec.priority, spec.cookie) == (
+        learn.table_id,
+        learn.priority,
+        learn.cookie,
+    )
+    fields = [(s.dst[0], s.n_bits) for s in learn.specs if hasattr(s, "dst") and s.dst]
+    named = {"in_port_nxm": "in_port", "vlan_tci": "vlan_vid"}
+    matched = {named.get(name, name) for name, _bits in fields if name not in ("reg0", "reg2")}
+    assert matched == {name for name, _ in spec.match}
+    assert dict(fields)["eth_src"] == 48 and dict(fields)["vlan_tci"] == 13
+    assert dict(spec.match)["vlan_vid"] == pipeline.OFPVID_PRESENT | 10
+    wire = ofmsgs.flow_mod_bytes(spec, "delete")
+    assert wire[25] == ofp.OFPFC_DELETE_STRICT  # command byte after cookie, mask, table
