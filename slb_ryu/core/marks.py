@@ -11,7 +11,9 @@ from a frame sent after the mark expires, never if it goes quiet.
 The app reads the marks (one cookie-filtered flow-stats request, ~1 s apart) and hands
 them to `BridgeCore.learning_marks`, which learns each marked source it does not know
 through the same path as a real copy (port security, port limit), within the same
-per-port budget as the packet-in meter (`LearnBudget`), once per mark.
+per-port budget as the packet-in meter (`LearnBudget`), once per mark. The marks of
+sources it knows by then are deleted with their echo guards, in one batch, rather than
+left to expire one by one (`pipeline.learned_while_learning` says why).
 """
 
 from __future__ import annotations
