@@ -220,8 +220,9 @@ class Ovs:
 
 def learn(net, system, n: int) -> dict:
     """N new source MACs at RATE frames/s; until the bridge knows them all."""
+    ours = isinstance(system, Ours)
     base = system.known()
-    sources = system.source_flows() if isinstance(system, Ours) else None
+    sources = system.source_flows() if ours else None
     frames = [frame(mac(system.index, i), net.get(PREFIX + "r1").MAC()) for i in range(n)]
     result: dict = {}
 
@@ -230,7 +231,6 @@ def learn(net, system, n: int) -> dict:
             net.get(VM), VM + "-eth0", frames, duration=n / RATE, timeout=int(n / RATE) + 60
         )
 
-    ours = isinstance(system, Ours)
     ovs_before = ovs_evidence()  # both systems: what the learn phase cost OVS
     counters_before = system.counters() if ours else {}
     sender = threading.Thread(target=send)
@@ -289,7 +289,7 @@ def learn(net, system, n: int) -> dict:
     }
     if done_at is None:
         out["learned"] = system.known() - base
-    if sources is not None:  # the table-stats count against the source flows themselves
+    if ours:  # the table-stats count against the source flows themselves
         out["source_flows_added"] = system.source_flows() - sources
     if ours:  # packet-in backlog: from the last frame sent until the counter stops moving
         last = result["send"]["last"]
