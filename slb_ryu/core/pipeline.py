@@ -27,7 +27,8 @@ COOKIE_MAGIC = 0x51B0 << 48
 COOKIE_MAGIC_MASK = 0xFFFF << 48
 COOKIE_KIND_MASK = COOKIE_MAGIC_MASK | (0xFF << 40)
 # Flows the datapath learns itself (fabric-seen) carry another magic: the controller
-# never reads them back at connect and never deletes them; they expire on their own.
+# never reads them back at connect; they expire on their own, except a learned source's
+# mark and echo guard, which it deletes (learned_while_learning).
 COOKIE_LEARNED = 0x51B1 << 48
 # ... except the learning-in-progress marks, which have a cookie of their own (kind
 # KIND_PENDING under the learned magic): the controller asks for exactly those (OVS
