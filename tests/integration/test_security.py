@@ -120,12 +120,16 @@ class RogueClient(threading.Thread):
                 self.closed_after = time.monotonic() - t0
                 break
             buf += data
-            while len(buf) >= 8:
-                _, kind, length, xid = struct.unpack("!BBHI", buf[:8])
-                if len(buf) < length:
-                    break
-                body, buf = buf[8:length], buf[length:]
-                self._answer(sock, kind, xid, body)
+            try:
+                while len(buf) >= 8:
+                    _, kind, length, xid = struct.unpack("!BBHI", buf[:8])
+                    if len(buf) < length:
+                        break
+                    body, buf = buf[8:length], buf[length:]
+                    self._answer(sock, kind, xid, body)
+            except OSError:  # closed by the controller while we answered (broken pipe)
+                self.closed_after = time.monotonic() - t0
+                break
         sock.close()
 
     def _answer(self, sock: socket.socket, kind: int, xid: int, body: bytes) -> None:
